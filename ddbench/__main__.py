@@ -1,0 +1,3 @@
+from ddbench.cli.app import main
+
+main()

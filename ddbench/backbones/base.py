@@ -1,0 +1,74 @@
+"""The backbone plugin interface.
+
+A backbone maps clouds (B, N, 3) to a :class:`BackboneOutput` with the logits (B, K), the global feature
+(B, C) and, when it has them, the point-wise features (B, C, N) whose max over points is the global feature.
+Methods declare which of these they need (``Method.needs``); :func:`check_provides` says clearly, before any
+work starts, when a backbone cannot serve a method.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from ddbench.config import ComponentConfig
+from ddbench.errors import DataError, IncompatibleError
+from ddbench.registry import Component
+
+FEATURES = frozenset({"logits", "global_feature", "point_features"})
+
+
+@dataclass
+class BackboneOutput:
+    logits: torch.Tensor  # (B, K)
+    global_feature: torch.Tensor  # (B, C)
+    point_features: torch.Tensor | None = None  # (B, C, N)
+
+
+class Backbone(nn.Module, Component):
+    """Base class of backbone plugins. Subclasses implement :meth:`forward_features`."""
+
+    kind: ClassVar[str] = "backbone"
+    display_name: ClassVar[str] = ""
+    provides: ClassVar[frozenset[str]] = FEATURES
+    #: fewest points per cloud the architecture accepts
+    min_points: ClassVar[int] = 1
+
+    def __init__(self, config: ComponentConfig | None, num_classes: int):
+        nn.Module.__init__(self)
+        self.config = config if config is not None else self.Config()
+        self.num_classes = int(num_classes)
+
+    def forward(self, points: torch.Tensor) -> BackboneOutput:
+        if points.dim() != 3 or points.shape[-1] != 3:
+            raise DataError(f"{self.name} expects clouds of shape (B, N, 3), got {tuple(points.shape)}")
+        if points.shape[1] < self.min_points:
+            raise IncompatibleError(
+                f"{self.name} needs at least {self.min_points} points per cloud, got {points.shape[1]}"
+            )
+        return self.forward_features(points)
+
+    def forward_features(self, points: torch.Tensor) -> BackboneOutput:
+        raise NotImplementedError
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def check_provides(backbone_cls: type[Backbone], needs: frozenset[str], method: str) -> None:
+    missing = set(needs) - set(backbone_cls.provides)
+    if missing:
+        raise IncompatibleError(
+            f"method {method!r} needs {', '.join(sorted(missing))} from its backbone, which "
+            f"{backbone_cls.name!r} does not expose; choose a backbone that does (e.g. pointnet)"
+        )
+
+
+def build_backbone(name: str, num_classes: int, config: dict | None = None) -> Backbone:
+    from ddbench.plugins import get_component
+
+    info = get_component("backbone", name)
+    return info.cls(info.make_config(config), num_classes)

@@ -1,0 +1,95 @@
+"""PointNet as used by SADM/3DDP (``pointnet``) and by DD3D (``pointnet_in``), PROTOCOL.md section 2."""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from ddbench.backbones.base import Backbone, BackboneOutput
+from ddbench.config import ComponentConfig
+
+
+class InputTNet(nn.Module):
+    """Input transform net: conv 3-64-128-1024 (BN, ReLU), max-pool, FC 1024-512-256 (BN, ReLU), FC to 9 + I."""
+
+    def __init__(self, k: int = 3):
+        super().__init__()
+        self.k = k
+        self.convs = nn.Sequential(
+            nn.Conv1d(k, 64, 1), nn.BatchNorm1d(64), nn.ReLU(),
+            nn.Conv1d(64, 128, 1), nn.BatchNorm1d(128), nn.ReLU(),
+            nn.Conv1d(128, 1024, 1), nn.BatchNorm1d(1024), nn.ReLU(),
+        )
+        self.fcs = nn.Sequential(
+            nn.Linear(1024, 512), nn.BatchNorm1d(512), nn.ReLU(),
+            nn.Linear(512, 256), nn.BatchNorm1d(256), nn.ReLU(),
+            nn.Linear(256, k * k),
+        )
+        self.register_buffer("identity", torch.eye(k).reshape(1, k * k), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, k, N)
+        g = self.convs(x).amax(dim=2)
+        return (self.fcs(g) + self.identity).view(-1, self.k, self.k)
+
+
+class PointNetConfig(ComponentConfig):
+    input_transform: bool = Field(True, description="use the input T-Net (reference: yes)")
+    dropout: float = Field(0.3, ge=0, lt=1, description="dropout before the second head BN (reference 0.3)")
+
+
+class PointNet(Backbone):
+    """PointNet of SADM/3DDP: input T-Net, conv 3-64-128-1024 (BN), max-pool, FC head 512-256-K."""
+
+    name = "pointnet"
+    version = "1"
+    display_name = "PointNet"
+    Config = PointNetConfig
+
+    def __init__(self, config: PointNetConfig | None = None, num_classes: int = 40):
+        super().__init__(config, num_classes)
+        cfg = self.config
+        self.tnet = InputTNet(3) if cfg.input_transform else None
+        self.conv1 = nn.Sequential(nn.Conv1d(3, 64, 1), nn.BatchNorm1d(64), nn.ReLU())
+        self.conv2 = nn.Sequential(nn.Conv1d(64, 128, 1), nn.BatchNorm1d(128), nn.ReLU())
+        self.conv3 = nn.Sequential(nn.Conv1d(128, 1024, 1), nn.BatchNorm1d(1024))  # no ReLU: x_m
+        self.head = nn.Sequential(
+            nn.Linear(1024, 512), nn.BatchNorm1d(512), nn.ReLU(),
+            nn.Linear(512, 256), nn.Dropout(cfg.dropout), nn.BatchNorm1d(256), nn.ReLU(),
+            nn.Linear(256, num_classes),
+        )
+
+    def forward_features(self, points: torch.Tensor) -> BackboneOutput:
+        x = points.transpose(1, 2)  # (B, 3, N)
+        if self.tnet is not None:
+            trans = self.tnet(x)
+            x = torch.bmm(points, trans).transpose(1, 2)
+        point_features = self.conv3(self.conv2(self.conv1(x)))  # (B, 1024, N)
+        global_feature = point_features.amax(dim=2)
+        return BackboneOutput(self.head(global_feature), global_feature, point_features)
+
+
+class PointNetINConfig(ComponentConfig):
+    width: int = Field(1024, gt=0, description="channels of the last conv (reference 1024)")
+
+
+class PointNetIN(Backbone):
+    """PointNet of DD3D: conv 3-64-128-1024 with InstanceNorm (no affine), no T-Net, max-pool, Linear to K."""
+
+    name = "pointnet_in"
+    version = "1"
+    display_name = "PointNet (IN)"
+    Config = PointNetINConfig
+
+    def __init__(self, config: PointNetINConfig | None = None, num_classes: int = 40):
+        super().__init__(config, num_classes)
+        w = self.config.width
+        self.conv1 = nn.Sequential(nn.Conv1d(3, 64, 1), nn.InstanceNorm1d(64), nn.ReLU())
+        self.conv2 = nn.Sequential(nn.Conv1d(64, 128, 1), nn.InstanceNorm1d(128), nn.ReLU())
+        self.conv3 = nn.Sequential(nn.Conv1d(128, w, 1), nn.InstanceNorm1d(w))
+        self.classifier = nn.Linear(w, num_classes)
+
+    def forward_features(self, points: torch.Tensor) -> BackboneOutput:
+        point_features = self.conv3(self.conv2(self.conv1(points.transpose(1, 2))))
+        global_feature = point_features.amax(dim=2)
+        return BackboneOutput(self.classifier(global_feature), global_feature, point_features)

@@ -1,0 +1,403 @@
+"""The ``ddbench`` command line.
+
+Every deliberate error is a :class:`~ddbench.errors.DDBenchError` and is printed as one line
+(``error: ...``) with exit status 2; tracebacks are shown only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table as RichTable
+
+from ddbench import __version__
+from ddbench.errors import ConfigError, DDBenchError
+
+app = typer.Typer(
+    name="ddbench",
+    help="Benchmark suite for dataset distillation of 3D point clouds.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(soft_wrap=True)
+err_console = Console(stderr=True)
+_DEBUG = {"on": False}
+
+KIND_ALIASES = {
+    "methods": "method", "method": "method", "backbones": "backbone", "backbone": "backbone",
+    "datasets": "dataset", "dataset": "dataset", "protocols": "protocol", "protocol": "protocol",
+    "executors": "executor", "executor": "executor", "transforms": "transform", "transform": "transform",
+}
+
+
+# -- helpers ---------------------------------------------------------------------------------------------------
+
+
+def split_names(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise ConfigError(f"empty list {text!r}; give comma-separated names")
+    return names
+
+
+def split_ints(text: str | None, what: str) -> list[int] | None:
+    names = split_names(text)
+    if names is None:
+        return None
+    try:
+        return [int(n) for n in names]
+    except ValueError:
+        raise ConfigError(f"{what} must be comma-separated integers, got {text!r}") from None
+
+
+def parse_set_options(items: list[str] | None) -> dict[str, dict]:
+    """``--set COMPONENT.KEY=VALUE`` -> experiment config sections.
+
+    COMPONENT is ``protocol``, a method, dataset or backbone name, or ``kind:name`` when a name is ambiguous
+    (``sadm`` is both a method and a protocol; ``protocol.lr=...`` always means the protocol).
+    """
+    from ddbench.config import parse_overrides
+    from ddbench.errors import UnknownNameError
+    from ddbench.plugins import get_registries
+
+    reg = get_registries()
+    sections: dict[str, dict] = {"method_config": {}, "dataset_config": {}, "backbone_config": {},
+                                 "protocol_config": {}}
+    for component, values in parse_overrides(items).items():
+        if component == "protocol":
+            sections["protocol_config"].update(values)
+            continue
+        if ":" in component:
+            kind, name = component.split(":", 1)
+            kind = KIND_ALIASES.get(kind, kind)
+            if kind not in ("method", "dataset", "backbone"):
+                raise ConfigError(f"--set kind must be method, dataset or backbone, got {kind!r}")
+            reg.kind(kind).get(name)
+            sections[f"{kind}_config"].setdefault(name, {}).update(values)
+            continue
+        kinds = [k for k in ("method", "dataset", "backbone") if component in reg.kind(k)]
+        if len(kinds) > 1:
+            raise ConfigError(
+                f"--set {component!r} is a {' and a '.join(kinds)}; write {kinds[0]}:{component}.KEY=VALUE"
+            )
+        if not kinds:
+            known = [n for k in ("method", "dataset", "backbone") for n in reg.kind(k).names()] + ["protocol"]
+            raise UnknownNameError("component", component, known)
+        sections[f"{kinds[0]}_config"].setdefault(component, {}).update(values)
+    return {k: v for k, v in sections.items() if v}
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_time=False, show_path=False)],
+        force=True,
+    )
+
+
+@app.callback()
+def main_callback(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    _DEBUG["on"] = debug
+    _setup_logging(verbose)
+
+
+@app.command()
+def version() -> None:
+    """Print the ddbench version."""
+    out.print(f"ddbench {__version__}")
+
+
+# -- run ---------------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def run(
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Experiment file (TOML or YAML).")] = None,
+    methods: Annotated[Optional[str], typer.Option(help="Comma-separated methods, or 'all'.")] = None,
+    datasets: Annotated[Optional[str], typer.Option(help="Comma-separated datasets, or 'all' (data present).")] = None,
+    ppc: Annotated[Optional[str], typer.Option(help="Clouds per class, e.g. 1,3,10.")] = None,
+    seeds: Annotated[Optional[str], typer.Option(help="Draw seeds, e.g. 0,1,2.")] = None,
+    distill_backbones: Annotated[Optional[str], typer.Option(help="Backbones used by the methods.")] = None,
+    eval_backbones: Annotated[Optional[str], typer.Option(help="Evaluation backbones (default: the protocol's).")] = None,
+    protocol: Annotated[Optional[str], typer.Option(help="Evaluation protocol (sadm, dd3d).")] = None,
+    eval_nets: Annotated[Optional[int], typer.Option(help="Override the protocol's number of nets (recorded).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Override the protocol's epochs (recorded).")] = None,
+    iterations: Annotated[Optional[int], typer.Option(help="Override the methods' iterations (recorded).")] = None,
+    selection: Annotated[Optional[str], typer.Option(help="final (default) or best_test (test-set selection, labelled).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
+    results: Annotated[Optional[str], typer.Option(help="Results directory (default results/runs).")] = None,
+    data_root: Annotated[Optional[str], typer.Option(help="Data root (default $DDBENCH_DATA).")] = None,
+    cache_dir: Annotated[Optional[str], typer.Option(help="Prepared-data cache (default $DDBENCH_CACHE).")] = None,
+    executor: Annotated[Optional[str], typer.Option(help="Executor plugin (default inprocess).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Re-run finished cells.")] = False,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="COMPONENT.KEY=VALUE config override.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the cells and exit.")] = False,
+) -> None:
+    """Run a grid of dataset x method x PPC x backbones x seeds; finished cells are skipped."""
+    from ddbench.runner.experiment import build_experiment, load_experiment_file
+    from ddbench.runner.progress import RichReporter, describe_cell
+    from ddbench.runner.run import plan_grid, run_grid
+
+    if selection is not None and selection not in ("final", "best_test"):
+        raise ConfigError(f"--selection must be final or best_test, got {selection!r}")
+    file_values = load_experiment_file(config) if config else None
+    overrides = {
+        "methods": split_names(methods), "datasets": split_names(datasets), "ppc": split_ints(ppc, "--ppc"),
+        "seeds": split_ints(seeds, "--seeds"), "distill_backbones": split_names(distill_backbones),
+        "eval_backbones": split_names(eval_backbones), "protocol": protocol, "eval_nets": eval_nets,
+        "epochs": epochs, "iterations": iterations, "selection": selection, "device": device,
+        "results": results, "data_root": data_root, "cache_dir": cache_dir, "executor": executor,
+        "overwrite": overwrite or None, **parse_set_options(set_),
+    }
+    exp = build_experiment(file_values, overrides)
+    if dry_run:
+        specs = plan_grid(exp)
+        for spec in specs:
+            out.print(f"{spec.cell_id}  ({describe_cell(spec)})", highlight=False)
+        out.print(f"{len(specs)} cells")
+        return
+    try:
+        summary = run_grid(exp, RichReporter(err_console))
+    except KeyboardInterrupt:
+        err_console.print("interrupted: finished cells are saved; run the same command again to resume")
+        raise typer.Exit(code=130) from None
+    if summary.failed:
+        raise typer.Exit(code=1)
+
+
+# -- table / status ----------------------------------------------------------------------------------------------
+
+
+@app.command()
+def table(
+    results: Annotated[str, typer.Option(help="Results directory to read.")] = "results/runs",
+    format: Annotated[str, typer.Option("--format", "-f", help="latex, markdown, csv (layout), tidy (one row per net), long (aggregates).")] = "markdown",
+    metric: Annotated[str, typer.Option(help="oa (overall accuracy) or macc (mean class accuracy).")] = "oa",
+    std: Annotated[str, typer.Option(help="nets (spread over evaluation nets, the papers' ±) or draws.")] = "nets",
+    decimals: Annotated[int, typer.Option(help="Decimals shown.")] = 1,
+    published: Annotated[Optional[str], typer.Option(help="Add published rows from SOURCE (e.g. sadm2025) or 'all'.")] = None,
+    datasets: Annotated[Optional[str], typer.Option(help="Only these datasets.")] = None,
+    methods: Annotated[Optional[str], typer.Option(help="Only these methods.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.")] = None,
+) -> None:
+    """Print the results table (derived from the cell files) in the papers' layout."""
+    from ddbench.io import atomic_path
+    from ddbench.tables import make_tables
+    from ddbench.tables.render import FORMATS
+
+    if format not in (*FORMATS, "tidy", "long"):
+        raise ConfigError(f"unknown --format {format!r}; use {', '.join(FORMATS)}, tidy or long")
+    if std not in ("nets", "draws"):
+        raise ConfigError(f"--std must be nets or draws, got {std!r}")
+    text = make_tables(results, format, metric, std, decimals, published, split_names(datasets),
+                       split_names(methods))
+    if output:
+        with atomic_path(output) as tmp:
+            tmp.write_text(text)
+        err_console.print(f"wrote {output}")
+    else:
+        sys.stdout.write(text)
+
+
+@app.command()
+def status(results: Annotated[str, typer.Option(help="Results directory to read.")] = "results/runs") -> None:
+    """Summarise a results directory: finished and failed cells, with the errors."""
+    from ddbench.tables.tidy import read_cells
+
+    cells, bad = read_cells(results)
+    ok = [c for c in cells if c.get("status") == "ok"]
+    failed = [c for c in cells if c.get("status") == "failed"]
+    out.print(f"{len(ok)} ok, {len(failed)} failed, {len(bad)} unreadable cell files under {results}")
+    for c in failed:
+        out.print(f"[red]failed[/] {c['cell_id']}: {c.get('error', '')}", highlight=False)
+
+
+# -- list / plugins ------------------------------------------------------------------------------------------------
+
+
+@app.command("list")
+def list_components(
+    kind: Annotated[str, typer.Argument(help="methods, backbones, datasets, protocols, executors or transforms")],
+    data_root: Annotated[Optional[str], typer.Option(help="Data root, to show which datasets are present.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List installed components with versions, origin and default config."""
+    from ddbench.data.paths import resolve_data_root
+    from ddbench.errors import UnknownNameError
+    from ddbench.plugins import get_registries
+
+    if kind not in KIND_ALIASES:
+        raise UnknownNameError("component kind", kind, sorted({k for k in KIND_ALIASES if k.endswith("s")}))
+    reg = get_registries().kind(KIND_ALIASES[kind])
+    rows = []
+    for info in reg:
+        row = {"name": info.name, "version": info.version,
+               "source": f"{info.source} {info.source_version}".strip(),
+               "description": info.description, "defaults": info.default_config()}
+        if info.kind == "dataset":
+            ds = info.cls(None, resolve_data_root(data_root), None)
+            present, where = ds.availability()
+            row["data"] = "present: " + where if present else "missing"
+        if info.kind == "backbone":
+            row["parameters(K=40)"] = info.cls(None, 40).num_parameters()
+        rows.append(row)
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    t = RichTable(title=f"{reg.kind}s", show_lines=True)
+    for col in rows[0] if rows else ["name"]:
+        t.add_column(col, overflow="fold")
+    for row in rows:
+        t.add_row(*[json.dumps(v) if isinstance(v, dict) else str(v) for v in row.values()])
+    out.print(t)
+
+
+@app.command()
+def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Show loaded, disabled and broken plugins (a broken plugin never stops ddbench)."""
+    from ddbench.plugins import get_registries
+
+    infos = get_registries().plugins
+    if as_json:
+        sys.stdout.write(json.dumps([vars(p) for p in infos], indent=2) + "\n")
+        return
+    t = RichTable(title="plugins", show_lines=True)
+    for col in ("name", "distribution", "version", "status", "components / error"):
+        t.add_column(col, overflow="fold")
+    for p in infos:
+        detail = p.error if p.status != "loaded" else ", ".join(f"{k}:{n}" for k, n in p.components)
+        style = {"loaded": "green", "broken": "red", "disabled": "yellow"}[p.status]
+        t.add_row(p.name, p.distribution, p.version, f"[{style}]{p.status}[/]", detail)
+    out.print(t)
+
+
+# -- distill / eval -------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def distill(
+    method: Annotated[str, typer.Option(help="Method name.")],
+    dataset: Annotated[str, typer.Option(help="Dataset name.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Artifact path (.h5).")],
+    ppc: Annotated[int, typer.Option(help="Clouds per class.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    backbone: Annotated[str, typer.Option(help="Backbone the method uses.")] = "pointnet",
+    iterations: Annotated[Optional[int], typer.Option(help="Override the method's iterations.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    data_root: Annotated[Optional[str], typer.Option(help="Data root.")] = None,
+    cache_dir: Annotated[Optional[str], typer.Option(help="Cache directory.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="COMPONENT.KEY=VALUE config override.")] = None,
+) -> None:
+    """Distil one synthetic set and save it as an artifact (HDF5 + manifest)."""
+    from ddbench.backbones.base import check_provides
+    from ddbench.data import open_dataset
+    from ddbench.data.paths import resolve_cache_dir
+    from ddbench.methods.base import DistillContext
+    from ddbench.plugins import get_registries
+    from ddbench.runner.environment import resolve_device
+    from ddbench.synthetic.artifact import save_artifact
+
+    reg = get_registries()
+    sections = parse_set_options(set_)
+    m_info = reg.method.get(method)
+    m_values = dict(sections.get("method_config", {}).get(method, {}))
+    if iterations is not None and m_info.cls.iterations_field:
+        m_values[m_info.cls.iterations_field] = iterations
+    m_cfg = m_info.make_config(m_values)
+    b_cfg = reg.backbone.get(backbone).make_config(sections.get("backbone_config", {}).get(backbone))
+    if m_info.cls.uses_backbone:
+        check_provides(reg.backbone.get(backbone).cls, m_info.cls.needs, method)
+    ds = open_dataset(dataset, sections.get("dataset_config", {}).get(dataset), data_root, cache_dir)
+    train = ds.load("train")
+    dev = resolve_device(device)
+    ctx = DistillContext(train, ppc if m_info.cls.uses_ppc else None, seed, dev, dataset, backbone,
+                         b_cfg.model_dump(mode="json"), resolve_cache_dir(cache_dir))
+    synth = m_info.cls(m_cfg).distill(ctx)
+    manifest = save_artifact(out_path, synth, {
+        "method": method, "method_version": m_info.version, "method_config": m_cfg.model_dump(mode="json"),
+        "dataset": dataset, "dataset_version": ds.version, "dataset_config": ds.config.model_dump(mode="json"),
+        "ppc": ctx.ppc, "seed": seed, "distill_backbone": backbone if m_info.cls.uses_backbone else None,
+        "distill_backbone_config": b_cfg.model_dump(mode="json") if m_info.cls.uses_backbone else {},
+    })
+    st = manifest["storage"]
+    out.print(f"wrote {out_path}: {st['clouds']} clouds, {st['floats']} floats, {st['bytes']} bytes")
+
+
+@app.command("eval")
+def evaluate(
+    artifact: Annotated[Path, typer.Argument(help="Artifact (.h5 or .manifest.json).")],
+    protocol: Annotated[str, typer.Option(help="Evaluation protocol.")] = "sadm",
+    eval_nets: Annotated[Optional[int], typer.Option(help="Override the number of nets.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Override the epochs.")] = None,
+    backbone: Annotated[Optional[str], typer.Option(help="Evaluation backbone (default: the protocol's).")] = None,
+    seed: Annotated[int, typer.Option(help="Draw seed for the net seeds (default: the artifact's).")] = -1,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    data_root: Annotated[Optional[str], typer.Option(help="Data root.")] = None,
+    cache_dir: Annotated[Optional[str], typer.Option(help="Cache directory.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the result JSON here.")] = None,
+) -> None:
+    """Evaluate a synthetic-set artifact on its dataset's test set, without the method's code."""
+    from ddbench.data import open_dataset
+    from ddbench.evaluation.evaluate import evaluate_synthetic
+    from ddbench.io import write_json_atomic
+    from ddbench.plugins import get_registries
+    from ddbench.runner.environment import environment_record, resolve_device
+    from ddbench.synthetic.artifact import load_artifact
+
+    synth, manifest = load_artifact(artifact)
+    reg = get_registries()
+    p_info = reg.protocol.get(protocol)
+    values = {}
+    if eval_nets is not None:
+        values["num_nets"] = eval_nets
+    if backbone is not None:
+        reg.backbone.get(backbone)
+        values["backbone"] = backbone
+    p_cfg = p_info.make_config(values)
+    if epochs is not None:
+        p_cfg = p_cfg.with_epochs(epochs)
+    dataset = manifest.get("dataset")
+    if not dataset:
+        raise ConfigError(f"{artifact} does not name its dataset in the manifest")
+    ds = open_dataset(dataset, manifest.get("dataset_config"), data_root, cache_dir)
+    test = ds.load("test")
+    dev = resolve_device(device)
+    draw = manifest.get("seed", 0) if seed < 0 else seed
+    result = evaluate_synthetic(synth, test, p_cfg, p_cfg.net_seeds(draw), dev)
+    out.print(
+        f"{manifest.get('method')} on {dataset} (PPC {manifest.get('ppc')}), protocol {protocol}: "
+        f"OA {result['oa_mean']:.2f} ± {result['oa_std']:.2f}, mAcc {result['macc_mean']:.2f} ± "
+        f"{result['macc_std']:.2f} over {result['num_nets']} nets (ddof={result['ddof']})",
+        highlight=False,
+    )
+    if output:
+        write_json_atomic(output, {
+            "artifact": str(artifact), "artifact_sha256": manifest["sha256"].get("file"),
+            "protocol": protocol, "protocol_version": p_info.version,
+            "protocol_config": p_cfg.model_dump(mode="json"), "results": result,
+            "environment": environment_record(dev),
+        })
+
+
+def main() -> None:
+    try:
+        app()
+    except DDBenchError as err:
+        if _DEBUG["on"]:
+            raise
+        err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        sys.exit(2)

@@ -1,0 +1,82 @@
+"""The dataset plugin interface."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from ddbench.config import ComponentConfig
+from ddbench.data.cache import PreparedCache
+from ddbench.data.cloudset import PointCloudSet
+from ddbench.errors import DataError
+from ddbench.registry import Component
+
+SPLITS = ("train", "test")
+
+
+class Dataset(Component):
+    """Base class of dataset plugins.
+
+    Subclasses set ``name``, ``version``, ``Config``, ``display_name`` and implement :meth:`class_names`,
+    :meth:`availability` and :meth:`_load`. ``benchmark = False`` keeps a dataset out of ``--datasets all``.
+    """
+
+    kind: ClassVar[str] = "dataset"
+    display_name: ClassVar[str] = ""
+    benchmark: ClassVar[bool] = True
+    #: accepted sizes per split (several where official releases differ); a mismatch is an error unless the
+    #: config sets ``check_sizes=false``
+    expected_sizes: ClassVar[dict[str, tuple[int, ...]] | None] = None
+
+    def __init__(
+        self,
+        config: ComponentConfig | None = None,
+        data_root: Path | None = None,
+        cache_dir: Path | None = None,
+    ):
+        self.config = config if config is not None else self.Config()
+        self.data_root = Path(data_root) if data_root is not None else None
+        self.cache = PreparedCache(cache_dir)
+        self._loaded: dict[str, PointCloudSet] = {}
+
+    # -- to implement -------------------------------------------------------------------------------------
+    def class_names(self) -> list[str]:
+        raise NotImplementedError
+
+    def availability(self) -> tuple[bool, str]:
+        """(present, explanation). The explanation says where the data was looked for and how to get it."""
+        return True, "built in"
+
+    def _load(self, split: str) -> PointCloudSet:
+        raise NotImplementedError
+
+    def fingerprint(self) -> dict:
+        """Identity of the source data (recorded with results)."""
+        return {}
+
+    # -- shared -------------------------------------------------------------------------------------------
+    def load(self, split: str) -> PointCloudSet:
+        if split not in SPLITS:
+            raise DataError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+        if split not in self._loaded:
+            ok, why = self.availability()
+            if not ok:
+                raise DataError(why)
+            data = self._load(split)
+            self._check_size(split, data)
+            self._loaded[split] = data
+        return self._loaded[split]
+
+    def _check_size(self, split: str, data: PointCloudSet) -> None:
+        if self.expected_sizes is None or not getattr(self.config, "check_sizes", True):
+            return
+        expected = self.expected_sizes.get(split)
+        if expected and len(data) not in expected:
+            raise DataError(
+                f"{self.name} {split} split has {len(data)} clouds, expected "
+                f"{' or '.join(map(str, expected))}; the files are "
+                f"incomplete or from another release (set {self.name}.check_sizes=false to accept them)"
+            )
+
+    def describe_data(self) -> dict:
+        return {"name": self.name, "version": self.version, "config": self.config.model_dump(mode="json")}

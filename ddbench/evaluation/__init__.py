@@ -1,0 +1,1 @@
+"""Evaluation: versioned protocols, the training loop of evaluation nets, and scoring."""

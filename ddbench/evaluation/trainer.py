@@ -1,0 +1,165 @@
+"""Training evaluation nets on a synthetic set and testing them on the real test set."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from ddbench.backbones.base import Backbone, build_backbone
+from ddbench.data.cloudset import PointCloudSet
+from ddbench.data.transforms import jitter, normalize_unit_sphere, perturb_rotation, random_scale
+from ddbench.errors import TrainingDivergedError
+from ddbench.evaluation.protocols import ProtocolConfig
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class NetResult:
+    """One evaluation net: its seed and its test accuracies (percent)."""
+
+    seed: int
+    oa: float
+    macc: float
+    per_class_acc: list[float]
+    final_train_loss: float
+    epochs: int
+    seconds: float
+    selected_epoch: int  # the epoch whose accuracy is reported (== epochs for final-epoch selection)
+    test_curve: list[float] = field(default_factory=list)  # OA after every epoch (best_test selection only)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def lr_for_epoch(cfg: ProtocolConfig, epoch: int) -> float:
+    """Learning rate of 0-based ``epoch``."""
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if cfg.schedule == "step":
+        if cfg.step_epoch is not None and epoch + 1 >= cfg.step_epoch:
+            return cfg.lr * cfg.step_gamma
+        return cfg.lr
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * epoch / cfg.epochs))
+
+
+def make_optimizer(cfg: ProtocolConfig, params, lr: float) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
+
+
+def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """Shuffled mini-batch indices. A final batch of one cloud is merged into the previous batch, because
+    BatchNorm cannot normalise a single sample in train mode."""
+    perm = torch.randperm(n, generator=generator)
+    batches = list(perm.split(batch_size))
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        last = batches.pop()
+        batches[-1] = torch.cat([batches[-1], last])
+    return batches
+
+
+def augment(cfg: ProtocolConfig, points: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    if cfg.augmentation == "none":
+        return points
+    # dd3d: scale U[0.8, 1.25], jitter N(0, 0.01) clipped 0.05, rotation N(0, 0.06) clipped 0.18 per axis
+    points = random_scale(points, 0.8, 1.25, generator=generator)
+    points = jitter(points, 0.01, 0.05, generator=generator)
+    return perturb_rotation(points, 0.06, 0.18, generator=generator)
+
+
+@torch.no_grad()
+def test_net(net: Backbone, test: PointCloudSet, batch_size: int, device: torch.device) -> tuple[float, float, list[float]]:
+    """(OA, mAcc, per-class accuracy), in percent, of ``net`` in eval mode on ``test``."""
+    net.eval()
+    preds = []
+    for lo in range(0, len(test), batch_size):
+        batch = test.points[lo : lo + batch_size].to(device)
+        preds.append(net(batch).logits.argmax(-1).cpu())
+    pred = torch.cat(preds)
+    correct = (pred == test.labels).float()
+    per_class = []
+    for k in range(test.num_classes):
+        mask = test.labels == k
+        per_class.append(float(correct[mask].mean() * 100) if mask.any() else float("nan"))
+    present = [a for a in per_class if not math.isnan(a)]
+    return float(correct.mean() * 100), float(sum(present) / len(present)), per_class
+
+
+def train_and_test(
+    train_points: torch.Tensor,
+    train_labels: torch.Tensor,
+    test: PointCloudSet,
+    cfg: ProtocolConfig,
+    seed: int,
+    device: torch.device,
+    num_classes: int,
+    progress: Progress | None = None,
+) -> NetResult:
+    """Train one evaluation net with ``seed`` under protocol ``cfg`` and test it."""
+    start = time.perf_counter()
+    torch.manual_seed(seed)  # initialisation and dropout masks
+    net = build_backbone(cfg.backbone, num_classes, cfg.backbone_config).to(device)
+    data_gen = torch.Generator().manual_seed(seed)
+    aug_gen = torch.Generator().manual_seed(seed + 7_919)
+    points, labels = train_points.to(device), train_labels.to(device)
+    lr = lr_for_epoch(cfg, 0)
+    opt = make_optimizer(cfg, net.parameters(), lr)
+    loss_value = float("nan")
+    curve: list[float] = []
+    best = (-1.0, 0.0, [], 0)
+    for epoch in range(cfg.epochs):
+        new_lr = lr_for_epoch(cfg, epoch)
+        if new_lr != lr:
+            if cfg.schedule == "step" and cfg.recreate_optimizer_at_step:
+                opt = make_optimizer(cfg, net.parameters(), new_lr)
+            else:
+                for group in opt.param_groups:
+                    group["lr"] = new_lr
+            lr = new_lr
+        net.train()
+        total, count = 0.0, 0
+        for idx in epoch_batches(len(points), cfg.batch_size, data_gen):
+            batch = augment(cfg, points[idx.to(device)], aug_gen)
+            loss = F.cross_entropy(net(batch).logits, labels[idx.to(device)])
+            if not torch.isfinite(loss):
+                raise TrainingDivergedError(
+                    f"evaluation net (seed {seed}) got a non-finite loss at epoch {epoch + 1}; lower the "
+                    f"protocol lr ({cfg.lr}) or check the synthetic set for extreme coordinates"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+        loss_value = total / max(count, 1)
+        if cfg.selection == "best_test":
+            oa, macc, per_class = test_net(net, test, cfg.test_batch_size, device)
+            curve.append(oa)
+            if oa > best[0]:
+                best = (oa, macc, per_class, epoch + 1)
+        if progress is not None:
+            progress(epoch + 1, cfg.epochs)
+    if cfg.selection == "best_test":
+        oa, macc, per_class, selected = best
+    else:
+        oa, macc, per_class = test_net(net, test, cfg.test_batch_size, device)
+        selected = cfg.epochs
+    return NetResult(
+        seed=seed, oa=oa, macc=macc, per_class_acc=per_class, final_train_loss=loss_value,
+        epochs=cfg.epochs, seconds=time.perf_counter() - start, selected_epoch=selected, test_curve=curve,
+    )
+
+
+def prepare_synthetic_points(points: torch.Tensor, cfg: ProtocolConfig) -> torch.Tensor:
+    if not torch.isfinite(points).all():
+        raise TrainingDivergedError(
+            "the synthetic set contains NaN or infinite coordinates; the distillation diverged (lower its lr)"
+        )
+    return normalize_unit_sphere(points) if cfg.renormalize_synthetic else points

@@ -1,0 +1,64 @@
+"""The hooks a ddbench plugin may implement.
+
+A plugin is a module (or object) with functions decorated by :data:`hookimpl` and named after the specs below.
+Each hook receives a ``register`` callback; call it once per component class::
+
+    from ddbench import hookimpl
+
+    @hookimpl
+    def register_methods(register):
+        register(MyMethod)
+
+Built-in components are registered through exactly these hooks. Third-party plugins are found through the
+``ddbench`` entry-point group of an installed distribution (see docs/plugins.md).
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+PROJECT = "ddbench"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def register_methods(register):
+    """Register distillation / selection methods (subclasses of ddbench.methods.base.Method)."""
+
+
+@hookspec
+def register_backbones(register):
+    """Register networks (subclasses of ddbench.backbones.base.Backbone)."""
+
+
+@hookspec
+def register_datasets(register):
+    """Register datasets (subclasses of ddbench.data.base.Dataset)."""
+
+
+@hookspec
+def register_protocols(register):
+    """Register evaluation protocols (subclasses of ddbench.evaluation.protocols.Protocol)."""
+
+
+@hookspec
+def register_executors(register):
+    """Register grid executors (subclasses of ddbench.runner.executors.Executor)."""
+
+
+@hookspec
+def register_transforms(register):
+    """Register point-cloud transforms (subclasses of ddbench.data.transforms.Transform)."""
+
+
+#: hook name -> component kind it registers
+HOOK_KINDS = {
+    "register_methods": "method",
+    "register_backbones": "backbone",
+    "register_datasets": "dataset",
+    "register_protocols": "protocol",
+    "register_executors": "executor",
+    "register_transforms": "transform",
+}

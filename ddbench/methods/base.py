@@ -1,0 +1,81 @@
+"""The method plugin interface.
+
+A method turns a real training set into a :class:`~ddbench.synthetic.artifact.SyntheticSet` with ``ppc``
+clouds per class (or whatever its parameterisation stores). It receives everything through a
+:class:`DistillContext` and must not read the test set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from ddbench.config import ComponentConfig
+from ddbench.data.cloudset import PointCloudSet
+from ddbench.registry import Component
+from ddbench.synthetic.artifact import SyntheticSet
+
+#: progress(done, total, description)
+DistillProgress = Callable[[int, int, str], None]
+
+
+@dataclass
+class DistillContext:
+    """Inputs of one distillation."""
+
+    train: PointCloudSet
+    ppc: int | None  # None for methods that keep the whole set
+    seed: int
+    device: torch.device
+    dataset: str = ""
+    backbone: str = "pointnet"
+    backbone_config: dict[str, Any] = field(default_factory=dict)
+    cache_dir: Path | None = None
+    progress: DistillProgress | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return self.train.num_classes
+
+    def report(self, done: int, total: int, desc: str = "") -> None:
+        if self.progress is not None:
+            self.progress(done, total, desc)
+
+
+class Method(Component):
+    """Base class of method plugins."""
+
+    kind: ClassVar[str] = "method"
+    display_name: ClassVar[str] = ""
+    #: backbone outputs the method needs (checked before distillation starts)
+    needs: ClassVar[frozenset[str]] = frozenset()
+    #: whether the distillation backbone affects the result (False: the grid does not expand that axis)
+    uses_backbone: ClassVar[bool] = False
+    #: whether the method is defined per PPC (False: one set per dataset, like ``whole``)
+    uses_ppc: ClassVar[bool] = True
+    #: name of the Config field that ``--iterations`` overrides (None: the method has no iterations)
+    iterations_field: ClassVar[str | None] = None
+
+    def __init__(self, config: ComponentConfig | None = None):
+        self.config = config if config is not None else self.Config()
+
+    def distill(self, ctx: DistillContext) -> SyntheticSet:
+        raise NotImplementedError
+
+
+def check_ppc(train: PointCloudSet, ppc: int, method: str) -> None:
+    """Every class must have at least ``ppc`` real clouds for a selection method."""
+    from ddbench.errors import ConfigError
+
+    if ppc is None or ppc < 1:
+        raise ConfigError(f"method {method!r} needs a positive --ppc, got {ppc}")
+    small = [(train.class_names[k], c) for k, c in enumerate(train.class_counts()) if c < ppc]
+    if small:
+        name, count = small[0]
+        raise ConfigError(
+            f"{method}: class {name!r} has only {count} training clouds, fewer than ppc={ppc}; lower --ppc"
+        )

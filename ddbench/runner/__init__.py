@@ -1,0 +1,1 @@
+"""The grid runner: experiment files, grid expansion, cells, executors and progress."""

@@ -1,0 +1,115 @@
+"""Experiment files (TOML or YAML), validated by pydantic; CLI flags override their values.
+
+Example (TOML)::
+
+    datasets = ["modelnet10"]
+    methods = ["random", "herding", "kcenter"]
+    ppc = [1, 3, 10]
+    seeds = [0, 1, 2]
+    protocol = "sadm"
+    eval_nets = 5
+    data_root = "../shared/data"
+
+    [method_config.herding]
+    embedding = "trained"
+
+Keys are those of :class:`ExperimentConfig`; an unknown key is an error that names the known ones.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ddbench.config import format_validation_error
+from ddbench.errors import ConfigError
+
+
+class ExperimentConfig(BaseModel):
+    """A grid: datasets x methods x PPC x distillation backbones x evaluation backbones x seeds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    datasets: list[str] = Field(default_factory=lambda: ["shapes"], description="dataset names or 'all'")
+    methods: list[str] = Field(default_factory=lambda: ["random"], description="method names")
+    ppc: list[int] = Field(default_factory=lambda: [1], description="synthetic clouds per class")
+    seeds: list[int] = Field(default_factory=lambda: [0], description="draw seeds (one synthetic set each)")
+    distill_backbones: list[str] = Field(default_factory=lambda: ["pointnet"])
+    eval_backbones: list[str] | None = Field(None, description="default: the protocol's network")
+    protocol: str = "sadm"
+    eval_nets: int | None = Field(None, gt=0, description="override the protocol's number of nets")
+    epochs: int | None = Field(None, gt=0, description="override the protocol's epochs")
+    iterations: int | None = Field(None, gt=0, description="override the methods' iterations")
+    selection: Literal["final", "best_test"] | None = None
+    device: str = "auto"
+    results: str = "results/runs"
+    data_root: str | None = None
+    cache_dir: str | None = None
+    executor: str = "inprocess"
+    executor_config: dict[str, Any] = Field(default_factory=dict)
+    overwrite: bool = False
+    method_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    dataset_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    backbone_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    protocol_config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("ppc", "seeds")
+    @classmethod
+    def _non_empty_ints(cls, v: list[int]) -> list[int]:
+        if not v:
+            raise ValueError("must not be empty")
+        return v
+
+    @field_validator("ppc")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if any(p < 1 for p in v):
+            raise ValueError("PPC values must be >= 1")
+        return v
+
+
+def load_experiment_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML or YAML experiment file into a dict (validated later, after CLI overrides)."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"experiment file {path} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(f"experiment file {path} must end in .toml, .yaml or .yml")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(f"cannot parse {path}: {' '.join(str(err).split())}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a table/mapping of experiment keys at the top level")
+    return data
+
+
+def build_experiment(file_values: dict[str, Any] | None, overrides: dict[str, Any]) -> ExperimentConfig:
+    """Merge file values with CLI overrides (overrides win; ``None`` means 'not given')."""
+    values = dict(file_values or {})
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key in ("method_config", "dataset_config", "backbone_config") and isinstance(value, dict):
+            merged = {k: dict(v) for k, v in values.get(key, {}).items()}
+            for comp, kv in value.items():
+                merged.setdefault(comp, {}).update(kv)
+            values[key] = merged
+        elif key == "protocol_config":
+            values[key] = {**values.get(key, {}), **value}
+        else:
+            values[key] = value
+    try:
+        return ExperimentConfig.model_validate(values)
+    except ValidationError as err:
+        raise ConfigError(
+            f"{format_validation_error(err, 'experiment')} (keys: {', '.join(ExperimentConfig.model_fields)})"
+        ) from None

@@ -1,0 +1,129 @@
+"""Cell files -> a tidy frame with one row per evaluation net, and its aggregation.
+
+The cell JSON files are the source of truth; everything here is derived from them and never edited by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ddbench.errors import DDBenchError
+
+log = logging.getLogger(__name__)
+
+#: the columns that identify one aggregated number
+GROUP_KEYS = [
+    "protocol", "protocol_version", "dataset", "method", "ppc", "distill_backbone", "eval_backbone",
+    "selection", "budget", "config_deviation",
+]
+
+
+def read_cells(results_dir: str | Path) -> tuple[list[dict], list[str]]:
+    """All cell records under ``results_dir`` (any depth) and the files that could not be read."""
+    root = Path(results_dir)
+    if not root.exists():
+        raise DDBenchError(f"results directory {root} does not exist; run `ddbench run --results {root}` first")
+    cells, bad = [], []
+    for path in sorted(root.rglob("*.json")):
+        if path.name.endswith(".manifest.json") or path.name.startswith("."):
+            continue
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            bad.append(str(path))
+            continue
+        if isinstance(rec, dict) and rec.get("schema") == "ddbench-cell":
+            rec["_path"] = str(path)
+            cells.append(rec)
+    for b in bad:
+        log.warning("skipping unreadable result file %s", b)
+    return cells, bad
+
+
+def _deviation_text(devs: list[dict], kind: str) -> str:
+    return "; ".join(f"{d['what']}={d['used']} (ref. {d['reference']})" for d in devs if d.get("kind") == kind)
+
+
+def tidy_frame(cells: list[dict]) -> pd.DataFrame:
+    """One row per evaluation net of every successful cell."""
+    rows = []
+    for c in cells:
+        if c.get("status") != "ok":
+            continue
+        res, env = c["results"], c.get("environment", {})
+        storage = c.get("artifact", {}).get("storage", {})
+        base = {
+            "cell_id": c["cell_id"],
+            "protocol": c["protocol"],
+            "protocol_version": str(c["protocol_version"]),
+            "dataset": c["dataset"],
+            "method": c["method"],
+            "ppc": c["ppc"] if c["ppc"] is not None else np.nan,
+            "seed": c["seed"],
+            "distill_backbone": c["distill_backbone"] or "",
+            "eval_backbone": c["eval_backbone"],
+            "selection": res.get("selection", "final"),
+            "budget": _deviation_text(c.get("deviations", []), "budget"),
+            "config_deviation": _deviation_text(c.get("deviations", []), "config"),
+            "ddof": res.get("ddof", 0),
+            "storage_floats": storage.get("floats"),
+            "storage_bytes": storage.get("bytes"),
+            "distill_seconds": c.get("timing", {}).get("distill_seconds"),
+            "eval_seconds": c.get("timing", {}).get("eval_seconds"),
+            "peak_rss_bytes": c.get("memory", {}).get("peak_rss_bytes"),
+            "device": env.get("device"),
+            "device_name": env.get("device_name"),
+            "ddbench_version": env.get("versions", {}).get("ddbench"),
+            "torch_version": env.get("versions", {}).get("torch"),
+            "engine": res.get("engine", ""),
+        }
+        for i, net in enumerate(res["nets"]):
+            rows.append({**base, "net": i, "net_seed": net["seed"], "oa": net["oa"], "macc": net["macc"],
+                         "selected_epoch": net.get("selected_epoch"), "epochs": net.get("epochs")})
+    columns = ["cell_id", *GROUP_KEYS, "seed", "net", "net_seed", "oa", "macc", "selected_epoch", "epochs",
+               "ddof", "storage_floats", "storage_bytes", "distill_seconds", "eval_seconds", "peak_rss_bytes",
+               "device", "device_name", "engine", "ddbench_version", "torch_version"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def aggregate(tidy: pd.DataFrame, metric: str = "oa", ddof: int | None = None) -> pd.DataFrame:
+    """Mean and the two levels of spread of ``metric`` per group.
+
+    - ``std_nets``: spread over evaluation nets of one synthetic set (the papers' ±); with several draw seeds,
+      the root mean square of the per-draw values.
+    - ``std_draws``: spread of the per-draw means over draw seeds (NaN with one draw).
+    ``ddof`` defaults to the one recorded in the cells (the protocol's, 0 for the built-ins).
+    """
+    if metric not in ("oa", "macc"):
+        raise DDBenchError(f"unknown metric {metric!r}; use oa or macc")
+    if tidy.empty:
+        return pd.DataFrame(columns=[*GROUP_KEYS, "mean", "std_nets", "std_draws", "n_draws", "n_nets", "ddof"])
+    keys = [k for k in GROUP_KEYS]
+    frame = tidy.copy()
+    frame["ppc"] = frame["ppc"].fillna(-1)
+    out = []
+    for group, g in frame.groupby(keys, dropna=False, sort=False):
+        dd = int(g["ddof"].iloc[0]) if ddof is None else ddof
+        per_draw = g.groupby("seed")[metric]
+        draw_std = per_draw.apply(lambda x: float(np.std(x, ddof=dd)) if len(x) > dd else np.nan)
+        draw_means = per_draw.mean()
+        row = dict(zip(keys, group))
+        row.update(
+            mean=float(g[metric].mean()),
+            std_nets=float(np.sqrt(np.nanmean(draw_std**2))) if draw_std.notna().any() else np.nan,
+            std_draws=float(np.std(draw_means, ddof=dd)) if len(draw_means) > max(dd, 1) else np.nan,
+            n_draws=int(len(draw_means)),
+            n_nets=int(len(g)),
+            ddof=dd,
+            storage_bytes=g["storage_bytes"].iloc[0],
+            seeds=",".join(str(s) for s in sorted(draw_means.index)),
+        )
+        out.append(row)
+    agg = pd.DataFrame(out)
+    agg["ppc"] = agg["ppc"].replace(-1, np.nan)
+    return agg

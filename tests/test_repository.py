@@ -1,0 +1,49 @@
+"""The repository's promises to a newcomer: the README's two commands and CI running the test command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def readme_commands() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Two commands", 1)[1].split("\n## ", 1)[0]
+    return [block.strip() for block in re.findall(r"```bash\n(.*?)```", section, re.S)]
+
+
+def test_readme_has_exactly_two_commands_with_pinned_torch():
+    commands = readme_commands()
+    assert len(commands) == 2
+    for cmd in commands:
+        assert "\n" not in cmd
+        assert "pip install torch==2.13.0" in cmd
+    assert "ddbench run" in commands[0] and "pytest" in commands[1]
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    ci = (REPO / ".ci" / "run").read_text()
+    assert readme_commands()[1] in ci
+
+
+def test_main_job_config_exists_and_is_valid():
+    from ddbench.runner.experiment import build_experiment, load_experiment_file
+
+    cmd = readme_commands()[0]
+    config = re.search(r"--config (\S+)", cmd).group(1)
+    exp = build_experiment(load_experiment_file(REPO / config), {})
+    assert exp.datasets == ["shapes"]
+
+
+def test_docs_cover_every_builtin_component():
+    from ddbench.plugins import load_registries
+
+    reg = load_registries(entry_points=False)
+    docs = {p.name: p.read_text() for p in (REPO / "docs").glob("*.md")}
+    for kind, page in [("method", "methods.md"), ("backbone", "backbones.md"), ("dataset", "datasets.md"),
+                       ("protocol", "protocols.md")]:
+        for name in reg.kind(kind).names():
+            assert f"`{name}`" in docs[page], f"{kind} {name} is not documented in docs/{page}"
+    assert "register_methods" in docs["plugins.md"]
