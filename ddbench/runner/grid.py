@@ -49,11 +49,14 @@ class CellSpec(BaseModel):
     #: quick-run overrides and other departures from the reference values, recorded and marked in tables
     deviations: list[dict[str, Any]]
 
+    def _id_parts(self) -> tuple[str, str]:
+        ppc = f"ppc{self.ppc}" if self.ppc is not None else "all"
+        return f"{self.dataset}__{self.method}__{ppc}", self.distill_backbone or "nobackbone"
+
     @property
     def cell_id(self) -> str:
-        ppc = f"ppc{self.ppc}" if self.ppc is not None else "all"
-        dbb = self.distill_backbone or "nobackbone"
-        prefix = f"{self.dataset}__{self.method}__{ppc}__{dbb}__{self.eval_backbone}__{self.protocol}__s{self.seed}"
+        head, dbb = self._id_parts()
+        prefix = f"{head}__{dbb}__{self.eval_backbone}__{self.protocol}__s{self.seed}"
         return f"{prefix}__{stable_hash(self.model_dump(mode='json'), 10)}"
 
     def distill_fields(self) -> dict[str, Any]:
@@ -67,10 +70,8 @@ class CellSpec(BaseModel):
 
     @property
     def distill_key(self) -> str:
-        ppc = f"ppc{self.ppc}" if self.ppc is not None else "all"
-        dbb = self.distill_backbone or "nobackbone"
-        prefix = f"{self.dataset}__{self.method}__{ppc}__{dbb}__s{self.seed}"
-        return f"{prefix}__{stable_hash(self.distill_fields(), 10)}"
+        head, dbb = self._id_parts()
+        return f"{head}__{dbb}__s{self.seed}__{stable_hash(self.distill_fields(), 10)}"
 
 
 def resolve_datasets(exp: ExperimentConfig, reg: Registries, data_root, cache_dir) -> list[str]:

@@ -172,13 +172,14 @@ def _caption(spec, agg, std, metric, symbols, with_published) -> tuple[str, list
     return title, notes
 
 
-def _fmt(value: tuple[float, float] | None, decimals: int) -> str:
+def _fmt(value: tuple[float, float] | None, decimals: int, pm: str = " ± ", missing: str = "") -> str:
+    """``mean ± std`` (just the mean when the std is unknown; ``missing`` when there is no value)."""
     if value is None:
-        return ""
+        return missing
     mean, std = value
     if std is None or (isinstance(std, float) and math.isnan(std)):
         return f"{mean:.{decimals}f}"
-    return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
+    return f"{mean:.{decimals}f}{pm}{std:.{decimals}f}"
 
 
 def _rank(table: Table, col, value, decimals) -> int:
@@ -226,12 +227,7 @@ def tex_escape(text: str) -> str:
 
 
 def _tex_value(value, decimals) -> str:
-    if value is None:
-        return "--"
-    mean, std = value
-    if std is None or (isinstance(std, float) and math.isnan(std)):
-        return f"{mean:.{decimals}f}"
-    return f"{mean:.{decimals}f}$\\pm${std:.{decimals}f}"
+    return _fmt(value, decimals, pm="$\\pm$", missing="--")
 
 
 def render_latex(table: Table, decimals: int = 1) -> str:
