@@ -96,3 +96,10 @@ def test_manifest_is_plain_json_with_hashes(tmp_path):
     m = json.loads(manifest_path(path).read_text())
     assert len(m["sha256"]["file"]) == 64 and len(m["sha256"]["points"]) == 64
     assert m["format"] == "ddbench-synthetic-set" and m["format_version"] == 1
+
+
+def test_synthetic_set_owns_its_data():
+    live = torch.zeros(2, 4, 3)
+    s = SyntheticSet(live, torch.tensor([0, 1]), ["a", "b"], extras={"angles": torch.zeros(2, 3)})
+    live += 1.0
+    assert s.points.abs().sum() == 0

@@ -76,12 +76,12 @@ def test_wrong_input_shape_is_clear():
 
 
 def test_bn_warmup_reproduces_the_protocol_statistics():
-    """running = 0.9 * init (mean 0, var 1) + 0.1 * batch statistics, and the net ends in eval mode."""
+    """running = 0.9 * init (mean 0, var 1) + 0.1 * batch statistics; BN in eval, dropout still in train mode."""
     net = PointNet(num_classes=3)
     x = torch.randn(8, 40, 3)
     bn_warmup(net, x)
-    assert not net.training
-    assert all(not m.training for m in net.modules())
+    assert all(not m.training for m in net.modules() if isinstance(m, nn.BatchNorm1d))
+    assert net.head[4].training  # dropout is not a BatchNorm: left as the reference code leaves it
     # the T-Net's first BN sees a plain conv of the input, so its statistics can be computed directly
     tconv, tbn = net.tnet.convs[0], net.tnet.convs[1]
     assert tbn.num_batches_tracked.item() == 1

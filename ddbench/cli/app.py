@@ -137,6 +137,7 @@ def run(
     eval_nets: Annotated[Optional[int], typer.Option(help="Override the protocol's number of nets (recorded).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override the protocol's epochs (recorded).")] = None,
     iterations: Annotated[Optional[int], typer.Option(help="Override the methods' iterations (recorded).")] = None,
+    eval_iterations: Annotated[Optional[str], typer.Option(help="Also evaluate iterative methods at these iterations, e.g. 0,250,500.")] = None,
     selection: Annotated[Optional[str], typer.Option(help="final (default) or best_test (test-set selection, labelled).")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
     results: Annotated[Optional[str], typer.Option(help="Results directory (default results/runs).")] = None,
@@ -160,6 +161,7 @@ def run(
         "seeds": split_ints(seeds, "--seeds"), "distill_backbones": split_names(distill_backbones),
         "eval_backbones": split_names(eval_backbones), "protocol": protocol, "eval_nets": eval_nets,
         "epochs": epochs, "iterations": iterations, "selection": selection, "device": device,
+        "eval_iterations": split_ints(eval_iterations, "--eval-iterations"),
         "results": results, "data_root": data_root, "cache_dir": cache_dir, "executor": executor,
         "overwrite": overwrite or None, **parse_set_options(set_),
     }
@@ -192,6 +194,7 @@ def table(
     published: Annotated[Optional[str], typer.Option(help="Add published rows from SOURCE (e.g. sadm2025) or 'all'.")] = None,
     datasets: Annotated[Optional[str], typer.Option(help="Only these datasets.")] = None,
     methods: Annotated[Optional[str], typer.Option(help="Only these methods.")] = None,
+    iteration: Annotated[Optional[int], typer.Option(help="Show iterative methods at this (intermediate) iteration instead of the final one.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.")] = None,
 ) -> None:
     """Print the results table (derived from the cell files) in the papers' layout."""
@@ -204,7 +207,7 @@ def table(
     if std not in ("nets", "draws"):
         raise ConfigError(f"--std must be nets or draws, got {std!r}")
     text = make_tables(results, format, metric, std, decimals, published, split_names(datasets),
-                       split_names(methods))
+                       split_names(methods), iteration)
     if output:
         with atomic_path(output) as tmp:
             tmp.write_text(text)

@@ -36,6 +36,9 @@ class DistillContext:
     backbone_config: dict[str, Any] = field(default_factory=dict)
     cache_dir: Path | None = None
     progress: DistillProgress | None = None
+    #: iterations at which an iterative method hands over a copy of its synthetic set for evaluation
+    snapshot_iterations: tuple[int, ...] = ()
+    snapshots: dict[int, SyntheticSet] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -44,6 +47,13 @@ class DistillContext:
     def report(self, done: int, total: int, desc: str = "") -> None:
         if self.progress is not None:
             self.progress(done, total, desc)
+
+    def wants_snapshot(self, iteration: int) -> bool:
+        return iteration in self.snapshot_iterations
+
+    def snapshot(self, iteration: int, synth: SyntheticSet) -> None:
+        """Keep the state after ``iteration`` updates (evaluated by the runner as an intermediate result)."""
+        self.snapshots[iteration] = synth
 
 
 class Method(Component):

@@ -59,8 +59,8 @@ class NoConfig(ComponentConfig):
 def selection_to_set(ctx: DistillContext, indices: list[int], info: dict) -> SyntheticSet:
     idx = torch.tensor(indices, dtype=torch.long)
     return SyntheticSet(
-        ctx.train.points[idx].clone(),
-        ctx.train.labels[idx].clone(),
+        ctx.train.points[idx],
+        ctx.train.labels[idx],
         list(ctx.train.class_names),
         info={"selected_indices": indices, **info},
     )

@@ -76,18 +76,35 @@ def is_done(results_dir: str | Path, spec: CellSpec) -> bool:
         return False
 
 
-def _distill(task: CellTask, train, device, progress: CellProgress) -> tuple[Any, dict, float, dict]:
-    """(synthetic set, manifest, seconds, memory record): reuse a matching artifact unless overwriting."""
+def snapshot_path(results_dir: str | Path, spec: CellSpec, iteration: int) -> Path:
+    return Path(results_dir) / "artifacts" / f"{spec.distill_key}__it{iteration}.h5"
+
+
+def _load_existing(task: CellTask) -> tuple[Any, dict, dict[int, Any]] | None:
+    """The cell's artifact and snapshots when all exist, match and are fresh enough; else None."""
     spec = task.spec
-    path = artifact_path(task.results_dir, spec)
-    if (path.exists() and manifest_path(path).exists()
-            and path.stat().st_mtime >= task.artifact_fresh_after):
-        try:
-            synth, manifest = load_artifact(path)
-            if manifest.get("distill_key") == spec.distill_key:
-                return synth, manifest, 0.0, {"reused_artifact": True}
-        except ArtifactError:
-            pass  # a damaged artifact is simply made again
+    paths = {None: artifact_path(task.results_dir, spec)}
+    paths.update({i: snapshot_path(task.results_dir, spec, i) for i in spec.eval_iterations})
+    for path in paths.values():
+        if not (path.exists() and manifest_path(path).exists() and path.stat().st_mtime >= task.artifact_fresh_after):
+            return None
+    try:
+        loaded = {i: load_artifact(p) for i, p in paths.items()}
+    except ArtifactError:
+        return None  # a damaged artifact is simply made again
+    if any(m.get("distill_key") != spec.distill_key for _, m in loaded.values()):
+        return None
+    synth, manifest = loaded.pop(None)
+    return synth, manifest, {i: s for i, (s, _) in loaded.items()}
+
+
+def _distill(task: CellTask, train, device, progress: CellProgress):
+    """(synthetic set, manifest, seconds, memory record, snapshots): reuses matching artifacts if present."""
+    spec = task.spec
+    existing = _load_existing(task)
+    if existing is not None:
+        synth, manifest, snapshots = existing
+        return synth, manifest, 0.0, {"reused_artifact": True}, snapshots
     reg = get_registries()
     m_info = reg.method.get(spec.method)
     method = m_info.cls(m_info.make_config(spec.method_config))
@@ -96,14 +113,20 @@ def _distill(task: CellTask, train, device, progress: CellProgress) -> tuple[Any
         backbone=spec.distill_backbone or "pointnet", backbone_config=spec.distill_backbone_config,
         cache_dir=resolve_cache_dir(task.cache_dir),
         progress=lambda done, total, desc: progress(f"distill {desc}".strip(), done, total),
+        snapshot_iterations=tuple(spec.eval_iterations),
     )
     start = time.perf_counter()
     with PeakMemory(device) as mem:
         synth = method.distill(ctx)
     seconds = time.perf_counter() - start
     record = {**spec.distill_fields(), "distill_key": spec.distill_key, "distill_seconds": seconds}
-    manifest = save_artifact(path, synth, record)
-    return synth, manifest, seconds, {**mem.record(), "reused_artifact": False}
+    missing = sorted(set(spec.eval_iterations) - set(ctx.snapshots))
+    if missing:
+        raise ArtifactError(f"method {spec.method} produced no snapshot at iterations {missing}")
+    for iteration, snap in ctx.snapshots.items():
+        save_artifact(snapshot_path(task.results_dir, spec, iteration), snap, {**record, "iteration": iteration})
+    manifest = save_artifact(artifact_path(task.results_dir, spec), synth, record)
+    return synth, manifest, seconds, {**mem.record(), "reused_artifact": False}, dict(ctx.snapshots)
 
 
 def execute_cell(task: CellTask, progress: CellProgress | None = None) -> CellOutcome:
@@ -139,7 +162,7 @@ def execute_cell(task: CellTask, progress: CellProgress | None = None) -> CellOu
             "fingerprint": dataset.fingerprint(), "n_train": len(train), "n_test": len(test),
             "num_classes": train.num_classes, "points": train.num_points,
         }
-        synth, manifest, distill_s, distill_mem = _distill(task, train, device, progress)
+        synth, manifest, distill_s, distill_mem, snapshots = _distill(task, train, device, progress)
         record["artifact"] = {
             "path": str(artifact_path(task.results_dir, spec).relative_to(task.results_dir)),
             "sha256": manifest["sha256"].get("file"),
@@ -155,8 +178,19 @@ def execute_cell(task: CellTask, progress: CellProgress | None = None) -> CellOu
                 synth, test, p_cfg, seeds, device,
                 lambda i, n, e, E: progress(f"eval net {i + 1}/{n}", i * E + e, n * E),
             )
+            intermediate = []
+            for iteration in sorted(snapshots):
+                res = evaluate_synthetic(
+                    snapshots[iteration], test, p_cfg, seeds, device,
+                    lambda i, n, e, E, it=iteration: progress(f"eval iteration {it}, net {i + 1}/{n}", i * E + e, n * E),
+                )
+                intermediate.append({"iteration": iteration, **res})
+        evaluation["iteration"] = synth.info.get("iterations")
         record["results"] = evaluation
-        record["timing"] = {"distill_seconds": distill_s, "eval_seconds": evaluation["seconds"],
+        if intermediate:
+            record["results_by_iteration"] = intermediate
+        record["timing"] = {"distill_seconds": distill_s,
+                            "eval_seconds": evaluation["seconds"] + sum(r["seconds"] for r in intermediate),
                             "total_seconds": time.perf_counter() - t0}
         record["memory"] = {"distill": distill_mem, "eval": eval_mem.record()}
         peaks = [m.get("peak_rss_bytes") for m in (distill_mem, eval_mem.record()) if m.get("peak_rss_bytes")]

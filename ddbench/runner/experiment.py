@@ -44,6 +44,9 @@ class ExperimentConfig(BaseModel):
     eval_nets: int | None = Field(None, gt=0, description="override the protocol's number of nets")
     epochs: int | None = Field(None, gt=0, description="override the protocol's epochs")
     iterations: int | None = Field(None, gt=0, description="override the methods' iterations")
+    eval_iterations: list[int] | None = Field(
+        None, description="also evaluate iterative methods at these iterations (e.g. 0,250,...,1500)"
+    )
     selection: Literal["final", "best_test"] | None = None
     device: str = "auto"
     results: str = "results/runs"

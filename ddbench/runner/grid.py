@@ -22,8 +22,8 @@ from ddbench.runner.experiment import ExperimentConfig
 
 log = logging.getLogger(__name__)
 
-#: fields of the protocol config that the quick-run flags override
-BUDGET_FIELDS = {"eval_nets": "num_nets", "epochs": "epochs"}
+#: spec fields added after the first release, with the default that keeps them out of the id hash
+OPTIONAL_FIELDS: dict[str, Any] = {"eval_iterations": []}
 
 
 class CellSpec(BaseModel):
@@ -48,6 +48,12 @@ class CellSpec(BaseModel):
     protocol_config: dict[str, Any]
     #: quick-run overrides and other departures from the reference values, recorded and marked in tables
     deviations: list[dict[str, Any]]
+    #: intermediate iterations at which an iterative method's synthetic set is also evaluated
+    eval_iterations: list[int] = []
+
+    def _hash_payload(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Fields added after the first release enter the hash only when set, so existing ids stay valid."""
+        return {k: v for k, v in fields.items() if not (k in OPTIONAL_FIELDS and v == OPTIONAL_FIELDS[k])}
 
     def _id_parts(self) -> tuple[str, str]:
         ppc = f"ppc{self.ppc}" if self.ppc is not None else "all"
@@ -57,7 +63,7 @@ class CellSpec(BaseModel):
     def cell_id(self) -> str:
         head, dbb = self._id_parts()
         prefix = f"{head}__{dbb}__{self.eval_backbone}__{self.protocol}__s{self.seed}"
-        return f"{prefix}__{stable_hash(self.model_dump(mode='json'), 10)}"
+        return f"{prefix}__{stable_hash(self._hash_payload(self.model_dump(mode='json')), 10)}"
 
     def distill_fields(self) -> dict[str, Any]:
         return {
@@ -65,13 +71,13 @@ class CellSpec(BaseModel):
             "dataset_config": self.dataset_config, "method": self.method,
             "method_version": self.method_version, "method_config": self.method_config, "ppc": self.ppc,
             "seed": self.seed, "distill_backbone": self.distill_backbone,
-            "distill_backbone_config": self.distill_backbone_config,
+            "distill_backbone_config": self.distill_backbone_config, "eval_iterations": self.eval_iterations,
         }
 
     @property
     def distill_key(self) -> str:
         head, dbb = self._id_parts()
-        return f"{head}__{dbb}__s{self.seed}__{stable_hash(self.distill_fields(), 10)}"
+        return f"{head}__{dbb}__s{self.seed}__{stable_hash(self._hash_payload(self.distill_fields()), 10)}"
 
 
 def resolve_datasets(exp: ExperimentConfig, reg: Registries, data_root, cache_dir) -> list[str]:
@@ -141,6 +147,19 @@ def _config_deviations(kind: str, name: str, config, skip: set[str] = frozenset(
         for k in config_diff(config)
         if k not in skip
     ]
+
+
+def snapshot_iterations(exp: ExperimentConfig, method_cls, method_cfg) -> list[int]:
+    """The requested intermediate iterations that exist for this method (0 .. its iterations, excluding the
+    final one, which is always evaluated)."""
+    field = method_cls.iterations_field
+    if not exp.eval_iterations or field is None:
+        return []
+    total = getattr(method_cfg, field)
+    bad = [i for i in exp.eval_iterations if i < 0]
+    if bad:
+        raise ConfigError(f"--eval-iterations must be >= 0, got {bad}")
+    return sorted({i for i in exp.eval_iterations if i < total})
 
 
 def expand_grid(exp: ExperimentConfig, reg: Registries, data_root=None, cache_dir=None) -> list[CellSpec]:
@@ -215,6 +234,7 @@ def expand_grid(exp: ExperimentConfig, reg: Registries, data_root=None, cache_di
                                 protocol_config={**proto_cfg.model_dump(mode="json"), "backbone": ebb,
                                                  "backbone_config": ebb_cfg},
                                 deviations=devs,
+                                eval_iterations=snapshot_iterations(exp, m_info.cls, m_cfg),
                             ))
     if not cells:
         raise ConfigError("the grid is empty; give at least one dataset, method, PPC and seed")

@@ -48,9 +48,11 @@ class SyntheticSet:
     info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.points = self.points.detach().to("cpu", torch.float32).contiguous()
-        self.labels = self.labels.detach().to("cpu", torch.int64).reshape(-1)
-        self.extras = {k: v.detach().cpu() for k, v in self.extras.items()}
+        # a synthetic set owns its data: a snapshot taken during distillation must not follow the live
+        # parameters (on CPU, detach() and .cpu() alone would share their memory)
+        self.points = self.points.detach().to("cpu", torch.float32, copy=True).contiguous()
+        self.labels = self.labels.detach().to("cpu", torch.int64, copy=True).reshape(-1)
+        self.extras = {k: v.detach().to("cpu", copy=True) for k, v in self.extras.items()}
         if self.points.dim() != 3 or self.points.shape[-1] != 3:
             raise ArtifactError(f"synthetic points must be (M, N, 3), got {tuple(self.points.shape)}")
         if self.labels.shape[0] != self.points.shape[0]:

@@ -2,14 +2,15 @@
 
 from ddbench.tables.tidy import aggregate, read_cells, tidy_frame
 
-__all__ = ["aggregate", "read_cells", "tidy_frame", "make_tables"]
+__all__ = ["aggregate", "make_tables", "read_cells", "tidy_frame"]
 
 
 def make_tables(results_dir, fmt="markdown", metric="oa", std="nets", decimals=1, published=None,
-                datasets=None, methods=None) -> str:
+                datasets=None, methods=None, iteration=None) -> str:
     """Render every like-with-like table found under ``results_dir`` in ``fmt``."""
     from ddbench.errors import DDBenchError
     from ddbench.tables.render import build_table, load_published, render, table_groups
+    from ddbench.tables.tidy import select_iteration
 
     cells, _ = read_cells(results_dir)
     tidy = tidy_frame(cells)
@@ -19,7 +20,7 @@ def make_tables(results_dir, fmt="markdown", metric="oa", std="nets", decimals=1
         tidy = tidy[tidy["method"].isin(methods)]
     if fmt == "tidy":
         return tidy.to_csv(index=False)
-    agg = aggregate(tidy, metric)
+    agg = aggregate(tidy if fmt == "long" else select_iteration(tidy, iteration), metric)
     if fmt == "long":
         return agg.to_csv(index=False)
     if agg.empty:
@@ -29,6 +30,6 @@ def make_tables(results_dir, fmt="markdown", metric="oa", std="nets", decimals=1
             "run `ddbench run` first or check the failures with `ddbench status`"
         )
     pub = load_published(None if published == "all" else published) if published else None
-    parts = [render(build_table(spec, sub, std, decimals, metric, pub), fmt, decimals)
+    parts = [render(build_table({**spec, "iteration": iteration}, sub, std, decimals, metric, pub), fmt, decimals)
              for spec, sub in table_groups(agg)]
     return "\n".join(parts)

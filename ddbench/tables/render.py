@@ -164,6 +164,7 @@ def _caption(spec, agg, std, metric, symbols, with_published) -> tuple[str, list
         f"Protocol {spec['protocol']} v{spec['protocol_version']}, evaluation network {spec['eval_backbone']}"
         + (f", distillation network {spec['distill_backbone']}" if spec["distill_backbone"] else "")
         + f"; {'/'.join(map(str, nets))} nets x {'/'.join(map(str, draws))} draw seed(s) per entry."
+        + (f" Iterative methods after {spec['iteration']} iterations." if spec.get("iteration") is not None else "")
     )
     notes = [f"{sym} {text}" for text, sym in symbols.items()]
     notes.append("Bold: best; underlined: second best (whole dataset and published rows excluded).")

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 #: the columns that identify one aggregated number
 GROUP_KEYS = [
     "protocol", "protocol_version", "dataset", "method", "ppc", "distill_backbone", "eval_backbone",
-    "selection", "budget", "config_deviation",
+    "selection", "budget", "config_deviation", "iteration", "final",
 ]
 
 
@@ -50,7 +50,7 @@ def _deviation_text(devs: list[dict], kind: str) -> str:
 
 
 def tidy_frame(cells: list[dict]) -> pd.DataFrame:
-    """One row per evaluation net of every successful cell."""
+    """One row per evaluation net of every successful cell; intermediate iterations (``final`` False) included."""
     rows = []
     for c in cells:
         if c.get("status") != "ok":
@@ -82,13 +82,26 @@ def tidy_frame(cells: list[dict]) -> pd.DataFrame:
             "torch_version": env.get("versions", {}).get("torch"),
             "engine": res.get("engine", ""),
         }
-        for i, net in enumerate(res["nets"]):
-            rows.append({**base, "net": i, "net_seed": net["seed"], "oa": net["oa"], "macc": net["macc"],
-                         "selected_epoch": net.get("selected_epoch"), "epochs": net.get("epochs")})
+        evaluations = [(res, True)] + [(r, False) for r in c.get("results_by_iteration", [])]
+        for ev, final in evaluations:
+            iteration = ev.get("iteration")
+            for i, net in enumerate(ev["nets"]):
+                rows.append({**base, "iteration": np.nan if iteration is None else iteration, "final": final,
+                             "net": i, "net_seed": net["seed"], "oa": net["oa"], "macc": net["macc"],
+                             "selected_epoch": net.get("selected_epoch"), "epochs": net.get("epochs")})
     columns = ["cell_id", *GROUP_KEYS, "seed", "net", "net_seed", "oa", "macc", "selected_epoch", "epochs",
                "ddof", "storage_floats", "storage_bytes", "distill_seconds", "eval_seconds", "peak_rss_bytes",
                "device", "device_name", "engine", "ddbench_version", "torch_version"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def select_iteration(tidy: pd.DataFrame, iteration: int | None) -> pd.DataFrame:
+    """The rows a table shows: final results by default; with ``iteration``, iterative methods at that iteration
+    (intermediate or final) and every other method's final result."""
+    if iteration is None:
+        return tidy[tidy["final"]]
+    iterative = tidy["iteration"].notna()
+    return tidy[(iterative & (tidy["iteration"] == iteration)) | (~iterative & tidy["final"])]
 
 
 def aggregate(tidy: pd.DataFrame, metric: str = "oa", ddof: int | None = None) -> pd.DataFrame:
@@ -106,6 +119,7 @@ def aggregate(tidy: pd.DataFrame, metric: str = "oa", ddof: int | None = None) -
     keys = [k for k in GROUP_KEYS]
     frame = tidy.copy()
     frame["ppc"] = frame["ppc"].fillna(-1)
+    frame["iteration"] = frame["iteration"].fillna(-1)
     out = []
     for group, g in frame.groupby(keys, dropna=False, sort=False):
         dd = int(g["ddof"].iloc[0]) if ddof is None else ddof
@@ -126,4 +140,5 @@ def aggregate(tidy: pd.DataFrame, metric: str = "oa", ddof: int | None = None) -
         out.append(row)
     agg = pd.DataFrame(out)
     agg["ppc"] = agg["ppc"].replace(-1, np.nan)
+    agg["iteration"] = agg["iteration"].replace(-1, np.nan)
     return agg

@@ -1,0 +1,114 @@
+"""The loop shared by the optimisation-based methods (DC, PCC, DM, SADM, ...).
+
+A subclass provides :meth:`setup` (build the learnable state from the initial clouds), :meth:`iteration` (one
+distillation iteration; returns the loss) and :meth:`materialise` (the synthetic set of a state). The base class
+does the rest the same way for every method: initialisation through the coreset plugins, seeding (iteration i
+draws its fresh network from a seed derived from the cell's seed and i), real-batch sampling, NaN/inf checks,
+a loss curve, per-iteration timing, progress and the snapshots the runner evaluates at intermediate iterations.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, ClassVar
+
+import torch
+from pydantic import Field
+
+from ddbench.backbones.base import Backbone, build_backbone
+from ddbench.backbones.utils import bn_warmup
+from ddbench.config import ComponentConfig
+from ddbench.errors import TrainingDivergedError
+from ddbench.methods.base import DistillContext, Method
+from ddbench.methods.initialisation import InitName, initial_clouds
+from ddbench.synthetic.artifact import SyntheticSet
+
+
+class IterativeConfig(ComponentConfig):
+    """Options every optimisation-based method has. Subclasses set the reference defaults."""
+
+    iterations: int = Field(1000, ge=0, description="distillation iterations")
+    init: InitName = Field("random", description="initial synthetic set: noise, random, herding or kcenter")
+    init_config: dict[str, Any] = Field(default_factory=dict, description="config of the coreset used as init")
+    real_batch: int = Field(8, gt=0, description="real clouds per class per iteration")
+    log_every: int = Field(10, gt=0, description="iterations between two points of the recorded loss curve")
+
+
+def iteration_seed(seed: int, iteration: int) -> int:
+    """Seed of iteration ``iteration``'s fresh network, derived from the cell's seed."""
+    return (seed * 1_000_003 + iteration) % (2**63 - 1)
+
+
+class IterativeMethod(Method):
+    """Base class of methods that optimise a synthetic set for a number of iterations."""
+
+    uses_backbone: ClassVar[bool] = True
+    iterations_field: ClassVar[str | None] = "iterations"
+    Config: ClassVar[type[IterativeConfig]] = IterativeConfig
+
+    # -- to implement -----------------------------------------------------------------------------------------
+    def setup(self, ctx: DistillContext, points: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def iteration(self, ctx: DistillContext, state: dict[str, Any], gen: torch.Generator, it: int) -> float:
+        raise NotImplementedError
+
+    def materialise(self, ctx: DistillContext, state: dict[str, Any]) -> SyntheticSet:
+        raise NotImplementedError
+
+    # -- shared helpers ---------------------------------------------------------------------------------------
+    def fresh_net(self, ctx: DistillContext, frozen: bool = True) -> Backbone:
+        net = build_backbone(ctx.backbone, ctx.num_classes, ctx.backbone_config).to(ctx.device)
+        if frozen:
+            for p in net.parameters():
+                p.requires_grad_(False)
+        return net
+
+    def real_batches(self, ctx: DistillContext, per_class: int, gen: torch.Generator) -> list[torch.Tensor]:
+        """One batch of ``per_class`` real clouds for every class, on the device."""
+        return [ctx.train.class_batch(k, per_class, gen).to(ctx.device) for k in range(ctx.num_classes)]
+
+    def warmed_net(self, ctx: DistillContext, warmup: torch.Tensor, frozen: bool = True) -> Backbone:
+        """A fresh network after the frozen-BN warm-up on ``warmup`` (PROTOCOL.md section 1)."""
+        net = self.fresh_net(ctx, frozen)
+        bn_warmup(net, warmup)
+        return net
+
+    @staticmethod
+    def check_finite(state_tensors: list[torch.Tensor], it: int, method: str, lr_hint: str) -> None:
+        for t in state_tensors:
+            if not torch.isfinite(t).all():
+                raise TrainingDivergedError(
+                    f"{method}: the synthetic set became NaN/inf at iteration {it}; lower {lr_hint}"
+                )
+
+    # -- the loop ---------------------------------------------------------------------------------------------
+    def distill(self, ctx: DistillContext) -> SyntheticSet:
+        cfg = self.config
+        points, labels, init_record = initial_clouds(ctx, cfg.init, cfg.init_config or None)
+        state = self.setup(ctx, points.to(ctx.device), labels.to(ctx.device))
+        gen = torch.Generator().manual_seed(ctx.seed)
+        curve: list[list[float]] = []
+        if ctx.wants_snapshot(0):
+            ctx.snapshot(0, self.materialise(ctx, state))
+        start = time.perf_counter()
+        for it in range(1, cfg.iterations + 1):
+            torch.manual_seed(iteration_seed(ctx.seed, it))
+            loss = self.iteration(ctx, state, gen, it)
+            if not math.isfinite(loss):
+                raise TrainingDivergedError(
+                    f"{self.name}: the matching loss became {loss} at iteration {it}; lower the learning rates"
+                )
+            if it == 1 or it % cfg.log_every == 0 or it == cfg.iterations:
+                curve.append([it, loss])
+            ctx.report(it, cfg.iterations, f"{self.name} iteration {it}/{cfg.iterations} (loss {loss:.4g})")
+            if ctx.wants_snapshot(it):
+                ctx.snapshot(it, self.materialise(ctx, state))
+        seconds = time.perf_counter() - start
+        synth = self.materialise(ctx, state)
+        synth.info.update(
+            init=init_record, iterations=cfg.iterations, loss_curve=curve,
+            seconds_per_iteration=seconds / cfg.iterations if cfg.iterations else 0.0,
+        )
+        return synth

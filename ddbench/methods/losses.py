@@ -1,0 +1,69 @@
+"""Matching losses shared by the distillation methods (PROTOCOL.md sections 5, 7, 9).
+
+- :func:`multi_bandwidth_mmd`: the multi-bandwidth Gaussian MMD of M3D, used by SADM (L_beta, and L_alpha in the
+  paper reading) and 3DDP.
+- :func:`gradient_distance`: DC's layer-wise cosine distance between parameter gradients, used by DC, PCC and DD3D.
+- :func:`sort_pointwise`: SADM's per-channel sort of point-wise features over the points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+MMD_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+def squared_distances(z: torch.Tensor) -> torch.Tensor:
+    """(M, D) -> (M, M) squared Euclidean distances, clamped at 0."""
+    sq = (z * z).sum(1)
+    return (sq[:, None] + sq[None, :] - 2.0 * (z @ z.t())).clamp_min(0.0)
+
+
+def multi_bandwidth_mmd(x: torch.Tensor, y: torch.Tensor, scales: Sequence[float] = MMD_SCALES) -> torch.Tensor:
+    """Biased MMD^2 between the samples ``x`` (n, ...) and ``y`` (m, ...) with a sum of Gaussian kernels.
+
+    Both sets are stacked; D holds their squared pairwise distances; the bandwidth h is the mean off-diagonal
+    entry of D (detached); K = sum over s of exp(-D / (h s)); MMD^2 = mean K_xx - 2 mean K_xy + mean K_yy with the
+    diagonals included. Trailing dimensions are flattened.
+    """
+    x, y = x.reshape(len(x), -1), y.reshape(len(y), -1)
+    n, m = len(x), len(y)
+    if n == 0 or m == 0:
+        raise ValueError("MMD needs at least one sample on each side")
+    z = torch.cat([x, y])
+    d = squared_distances(z)
+    total = n + m
+    h = ((d.sum() - d.diagonal().sum()) / (total * (total - 1))).detach().clamp_min(1e-12)
+    k = sum(torch.exp(-d / (h * s)) for s in scales)
+    return k[:n, :n].mean() - 2 * k[:n, n:].mean() + k[n:, n:].mean()
+
+
+def gradient_distance(real: Sequence[torch.Tensor], syn: Sequence[torch.Tensor], eps: float = 1e-6) -> torch.Tensor:
+    """DC's layer-wise distance between two lists of parameter gradients.
+
+    Per parameter tensor: reshape to rows = output channels (first dimension); sum over rows of
+    1 - cos(real row, synthetic row), with ``eps`` added to the product of norms as in the reference code;
+    1-D tensors (biases, normalisation affines) contribute 0; the result is the sum over tensors.
+    """
+    total = None
+    for gr, gs in zip(real, syn, strict=True):
+        if gs is None or gr is None or gs.dim() == 1:
+            continue
+        gr2, gs2 = gr.reshape(gr.shape[0], -1), gs.reshape(gs.shape[0], -1)
+        cos = (gr2 * gs2).sum(-1) / (gr2.norm(dim=-1) * gs2.norm(dim=-1) + eps)
+        term = (1.0 - cos).sum()
+        total = term if total is None else total + term
+    if total is None:
+        raise ValueError("no parameter tensor with two or more dimensions to match")
+    return total
+
+
+def sort_pointwise(features: torch.Tensor) -> torch.Tensor:
+    """(B, C, N) point-wise features -> every channel sorted over the points, descending (signed values).
+
+    The result does not depend on the order of the points of a cloud; its first rank is the max-pooled feature.
+    Gradients flow to the sorted values.
+    """
+    return torch.sort(features, dim=2, descending=True).values
