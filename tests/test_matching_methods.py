@@ -362,3 +362,17 @@ def test_init_grid_is_one_axis_of_configs():
         assert cls.make_config({"init": init}).init == init
     with pytest.raises(ConfigError, match="init"):
         SADMMethod.make_config({"init": "gaussian"})
+
+
+def test_fast_cpu_sort_equals_torch_sort_and_keeps_gradients():
+    x = torch.randn(3, 5, 40, dtype=torch.float32)
+    expected = torch.sort(x, dim=2, descending=True).values
+    assert torch.equal(sort_pointwise(x), expected)
+    leaf = x.clone().requires_grad_(True)
+    out = sort_pointwise(leaf)
+    assert torch.equal(out.detach(), expected)
+    weights = torch.randn_like(out)
+    (out * weights).sum().backward()
+    ref = x.clone().requires_grad_(True)
+    (torch.sort(ref, dim=2, descending=True).values * weights).sum().backward()
+    assert torch.allclose(leaf.grad, ref.grad)
