@@ -376,3 +376,48 @@ def test_fast_cpu_sort_equals_torch_sort_and_keeps_gradients():
     ref = x.clone().requires_grad_(True)
     (torch.sort(ref, dim=2, descending=True).values * weights).sum().backward()
     assert torch.allclose(leaf.grad, ref.grad)
+
+
+@pytest.mark.parametrize("name", ["sadm", "dm"])
+def test_interrupted_distillation_resumes_from_its_checkpoint_with_the_same_result(name, tmp_path, monkeypatch):
+    cls, cfg = METHODS[name]
+    config = cls.make_config({**cfg, "iterations": 6, "init": "random"})
+
+    def ctx_with_checkpoint():
+        ctx = tiny_ctx()
+        ctx.checkpoint_path, ctx.checkpoint_every, ctx.snapshot_iterations = tmp_path / "ckpt.pt", 2, (1, 5)
+        return ctx
+
+    reference_ctx = tiny_ctx()
+    reference_ctx.snapshot_iterations = (1, 5)
+    reference = cls(config).distill(reference_ctx)
+
+    original = cls.iteration
+
+    def interrupted(self, ctx, state, gen, it):
+        if it == 5:
+            raise KeyboardInterrupt
+        return original(self, ctx, state, gen, it)
+
+    monkeypatch.setattr(cls, "iteration", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cls(config).distill(ctx_with_checkpoint())
+    assert (tmp_path / "ckpt.pt").exists()
+    monkeypatch.setattr(cls, "iteration", original)
+    ctx = ctx_with_checkpoint()
+    resumed = cls(config).distill(ctx)
+    assert resumed.info["init"]["resumed_from_iteration"] == 4
+    assert torch.allclose(resumed.points, reference.points, atol=1e-6)
+    assert torch.allclose(ctx.snapshots[1].points, reference_ctx.snapshots[1].points)
+    assert torch.allclose(ctx.snapshots[5].points, reference_ctx.snapshots[5].points, atol=1e-6)
+    assert [c[0] for c in resumed.info["loss_curve"]] == [c[0] for c in reference.info["loss_curve"]]
+
+
+def test_checkpoint_of_another_config_is_ignored(tmp_path):
+    cls, cfg = METHODS["dm"]
+    ctx = tiny_ctx()
+    ctx.checkpoint_path, ctx.checkpoint_every = tmp_path / "ckpt.pt", 1
+    cls(cls.make_config({**cfg, "iterations": 3})).distill(ctx)  # leaves checkpoints at 1 and 2
+    assert ctx.checkpoint_path.exists()
+    other = cls(cls.make_config({**cfg, "iterations": 3, "lr_points": 0.5})).distill(ctx)
+    assert "resumed_from_iteration" not in other.info["init"]

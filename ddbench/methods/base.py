@@ -39,6 +39,9 @@ class DistillContext:
     #: iterations at which an iterative method hands over a copy of its synthetic set for evaluation
     snapshot_iterations: tuple[int, ...] = ()
     snapshots: dict[int, SyntheticSet] = field(default_factory=dict)
+    #: where an iterative method keeps its resumable state (None: no checkpoints)
+    checkpoint_path: Path | None = None
+    checkpoint_every: int = 50
 
     @property
     def num_classes(self) -> int:

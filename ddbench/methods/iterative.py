@@ -83,17 +83,85 @@ class IterativeMethod(Method):
                     f"{method}: the synthetic set became NaN/inf at iteration {it}; lower {lr_hint}"
                 )
 
+    # -- checkpoints ------------------------------------------------------------------------------------------
+    @staticmethod
+    def _state_payload(state: dict[str, Any]) -> dict[str, Any]:
+        """Tensors, lists of tensors and optimiser states of ``state``, detached, for saving."""
+        out: dict[str, Any] = {}
+        for key, value in state.items():
+            if isinstance(value, torch.optim.Optimizer):
+                out[key] = value.state_dict()
+            elif isinstance(value, torch.Tensor):
+                out[key] = value.detach().cpu().clone()
+            elif isinstance(value, list) and value and isinstance(value[0], torch.optim.Optimizer):
+                out[key] = [o.state_dict() for o in value]
+            elif isinstance(value, list) and value and isinstance(value[0], torch.Tensor):
+                out[key] = [v.detach().cpu().clone() for v in value]
+        return out
+
+    @staticmethod
+    def _restore_state(state: dict[str, Any], saved: dict[str, Any]) -> None:
+        for key, value in saved.items():
+            target = state[key]
+            if isinstance(target, torch.optim.Optimizer):
+                target.load_state_dict(value)
+            elif isinstance(target, torch.Tensor):
+                with torch.no_grad():
+                    target.copy_(value)
+            else:
+                for t, v in zip(target, value, strict=True):
+                    if isinstance(t, torch.optim.Optimizer):
+                        t.load_state_dict(v)
+                    else:
+                        with torch.no_grad():
+                            t.copy_(v)
+
+    def _save_checkpoint(self, ctx, state, gen, it, curve, init_record, elapsed) -> None:
+        from ddbench.io import atomic_path
+
+        snaps = {i: {"points": s.points, "labels": s.labels, "extras": s.extras, "stored": s.stored, "info": s.info}
+                 for i, s in ctx.snapshots.items()}
+        payload = {"iteration": it, "state": self._state_payload(state), "generator": gen.get_state(),
+                   "curve": curve, "init_record": init_record, "snapshots": snaps, "elapsed": elapsed,
+                   "config": self.config.model_dump(mode="json"), "method": self.name}
+        with atomic_path(ctx.checkpoint_path) as tmp:
+            torch.save(payload, tmp)
+
+    def _load_checkpoint(self, ctx) -> dict[str, Any] | None:
+        path = ctx.checkpoint_path
+        if path is None or not path.exists():
+            return None
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - an unreadable checkpoint means starting over
+            return None
+        if saved.get("method") != self.name or saved.get("config") != self.config.model_dump(mode="json"):
+            return None
+        return saved
+
     # -- the loop ---------------------------------------------------------------------------------------------
     def distill(self, ctx: DistillContext) -> SyntheticSet:
+        """Run the iterations; with ``ctx.checkpoint_path`` the state is saved every ``ctx.checkpoint_every``
+        iterations and an interrupted distillation resumes from its last checkpoint (same result)."""
         cfg = self.config
         points, labels, init_record = initial_clouds(ctx, cfg.init, cfg.init_config or None)
         state = self.setup(ctx, points.to(ctx.device), labels.to(ctx.device))
         gen = torch.Generator().manual_seed(ctx.seed)
         curve: list[list[float]] = []
-        if ctx.wants_snapshot(0):
+        first, elapsed = 1, 0.0
+        saved = self._load_checkpoint(ctx)
+        if saved is not None:
+            self._restore_state(state, saved["state"])
+            gen.set_state(saved["generator"])
+            curve, first, elapsed = saved["curve"], saved["iteration"] + 1, saved["elapsed"]
+            init_record = {**saved["init_record"], "resumed_from_iteration": saved["iteration"]}
+            for i, snap in saved["snapshots"].items():
+                ctx.snapshot(int(i), SyntheticSet(snap["points"], snap["labels"], list(ctx.train.class_names),
+                                                  snap["extras"], snap["stored"], snap["info"]))
+        elif ctx.wants_snapshot(0):
             ctx.snapshot(0, self.materialise(ctx, state))
-        start = time.perf_counter()
-        for it in range(1, cfg.iterations + 1):
+        start = time.perf_counter() - elapsed
+        for it in range(first, cfg.iterations + 1):
             torch.manual_seed(iteration_seed(ctx.seed, it))
             loss = self.iteration(ctx, state, gen, it)
             if not math.isfinite(loss):
@@ -105,6 +173,8 @@ class IterativeMethod(Method):
             ctx.report(it, cfg.iterations, f"{self.name} iteration {it}/{cfg.iterations} (loss {loss:.4g})")
             if ctx.wants_snapshot(it):
                 ctx.snapshot(it, self.materialise(ctx, state))
+            if ctx.checkpoint_path is not None and it % ctx.checkpoint_every == 0 and it < cfg.iterations:
+                self._save_checkpoint(ctx, state, gen, it, curve, init_record, time.perf_counter() - start)
         seconds = time.perf_counter() - start
         synth = self.materialise(ctx, state)
         synth.info.update(

@@ -114,6 +114,7 @@ def _distill(task: CellTask, train, device, progress: CellProgress):
         cache_dir=resolve_cache_dir(task.cache_dir),
         progress=lambda done, total, desc: progress(f"distill {desc}".strip(), done, total),
         snapshot_iterations=tuple(spec.eval_iterations),
+        checkpoint_path=Path(task.results_dir) / "checkpoints" / f"{spec.distill_key}.pt",
     )
     start = time.perf_counter()
     with PeakMemory(device) as mem:
@@ -126,6 +127,7 @@ def _distill(task: CellTask, train, device, progress: CellProgress):
     for iteration, snap in ctx.snapshots.items():
         save_artifact(snapshot_path(task.results_dir, spec, iteration), snap, {**record, "iteration": iteration})
     manifest = save_artifact(artifact_path(task.results_dir, spec), synth, record)
+    ctx.checkpoint_path.unlink(missing_ok=True)  # the artifact now holds the result
     return synth, manifest, seconds, {**mem.record(), "reused_artifact": False}, dict(ctx.snapshots)
 
 
