@@ -18,6 +18,7 @@ from rich.logging import RichHandler
 from rich.table import Table as RichTable
 
 from ddbench import __version__
+from ddbench.cli.data import data_app
 from ddbench.errors import ConfigError, DDBenchError
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(data_app, name="data")
 out = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 _DEBUG = {"on": False}

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from ddbench.config import ComponentConfig
 from ddbench.data.cache import PreparedCache
+from ddbench.data.catalog import Archive
 from ddbench.data.cloudset import PointCloudSet
 from ddbench.errors import DataError
 from ddbench.registry import Component
@@ -27,6 +28,8 @@ class Dataset(Component):
     #: accepted sizes per split (several where official releases differ); a mismatch is an error unless the
     #: config sets ``check_sizes=false``
     expected_sizes: ClassVar[dict[str, tuple[int, ...]] | None] = None
+    #: the official archives (with published checksums where they exist), see ddbench/data/catalog.py
+    archives: ClassVar[tuple[Archive, ...]] = ()
 
     def __init__(
         self,

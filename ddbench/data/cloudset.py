@@ -16,8 +16,9 @@ class PointCloudSet:
     """A labelled set of point clouds.
 
     ``points`` is (M, N, 3) float32, ``labels`` is (M,) int64 with values in ``range(len(class_names))``.
-    Construction validates shapes, dtypes, label range and finiteness, so that a bad file is reported where it
-    is read rather than deep inside training.
+    Optional: ``ids`` names every cloud's source shape (e.g. ``chair_0001``), ``point_labels`` (M, N) int64 holds
+    per-point part labels (segmentation datasets). Construction validates shapes, dtypes, label range and
+    finiteness, so that a bad file is reported where it is read rather than deep inside training.
     """
 
     points: torch.Tensor
@@ -25,6 +26,8 @@ class PointCloudSet:
     class_names: tuple[str, ...]
     name: str = ""
     meta: dict = field(default_factory=dict)
+    ids: tuple[str, ...] | None = None
+    point_labels: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         what = self.name or "point-cloud set"
@@ -51,6 +54,18 @@ class PointCloudSet:
                 f"{what}: labels must lie in [0, {k - 1}] for {k} classes, found "
                 f"[{int(self.labels.min())}, {int(self.labels.max())}]"
             )
+        if self.ids is not None:
+            self.ids = tuple(self.ids)
+            if len(self.ids) != len(self.labels):
+                raise DataError(f"{what}: {len(self.ids)} ids for {len(self.labels)} clouds")
+        if self.point_labels is not None:
+            if isinstance(self.point_labels, np.ndarray):
+                self.point_labels = torch.from_numpy(np.ascontiguousarray(self.point_labels))
+            self.point_labels = self.point_labels.to(torch.int64)
+            if tuple(self.point_labels.shape) != tuple(self.points.shape[:2]):
+                raise DataError(
+                    f"{what}: point labels {tuple(self.point_labels.shape)} do not match points {tuple(self.points.shape[:2])}"
+                )
         if not torch.isfinite(self.points).all():
             bad = int((~torch.isfinite(self.points)).any(-1).any(-1).sum())
             raise DataError(f"{what}: {bad} clouds contain NaN or infinite coordinates; fix or drop them")
@@ -75,12 +90,15 @@ class PointCloudSet:
     def subset(self, indices: Sequence[int] | torch.Tensor, name: str | None = None) -> "PointCloudSet":
         idx = torch.as_tensor(indices, dtype=torch.long)
         return PointCloudSet(
-            self.points[idx], self.labels[idx], self.class_names, name or self.name, dict(self.meta)
+            self.points[idx], self.labels[idx], self.class_names, name or self.name, dict(self.meta),
+            ids=tuple(self.ids[i] for i in idx.tolist()) if self.ids is not None else None,
+            point_labels=self.point_labels[idx] if self.point_labels is not None else None,
         )
 
     def to(self, device: torch.device | str) -> "PointCloudSet":
         return PointCloudSet(
-            self.points.to(device), self.labels.to(device), self.class_names, self.name, dict(self.meta)
+            self.points.to(device), self.labels.to(device), self.class_names, self.name, dict(self.meta),
+            ids=self.ids, point_labels=self.point_labels.to(device) if self.point_labels is not None else None,
         )
 
     def class_batch(self, k: int, n: int, generator: torch.Generator) -> torch.Tensor:

@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 
 #: spec fields added after the first release, with the default that keeps them out of the id hash
 OPTIONAL_FIELDS: dict[str, Any] = {"eval_iterations": []}
+#: component-config options added after the first release: at these defaults they stay out of the id hash,
+#: so that cells run before the option existed keep their ids (and resume instead of running again)
+OPTIONAL_CONFIG_FIELDS: dict[str, dict[str, Any]] = {
+    "dataset_config": {"source": "auto", "surface_points": 10000, "sampling_seed": 0},
+}
 
 
 class CellSpec(BaseModel):
@@ -53,7 +58,11 @@ class CellSpec(BaseModel):
 
     def _hash_payload(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Fields added after the first release enter the hash only when set, so existing ids stay valid."""
-        return {k: v for k, v in fields.items() if not (k in OPTIONAL_FIELDS and v == OPTIONAL_FIELDS[k])}
+        out = {k: v for k, v in fields.items() if not (k in OPTIONAL_FIELDS and v == OPTIONAL_FIELDS[k])}
+        for section, defaults in OPTIONAL_CONFIG_FIELDS.items():
+            if isinstance(out.get(section), dict):
+                out[section] = {k: v for k, v in out[section].items() if not (k in defaults and v == defaults[k])}
+        return out
 
     def _id_parts(self) -> tuple[str, str]:
         ppc = f"ppc{self.ppc}" if self.ppc is not None else "all"
