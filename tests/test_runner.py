@@ -105,6 +105,8 @@ def test_bad_names_fail_before_any_work(tmp_path):
         plan_grid(experiment(tmp_path, eval_backbones=["pointnett"]))
     with pytest.raises(ConfigError, match="not a known option"):
         plan_grid(experiment(tmp_path, methods=["herding"], method_config={"herding": {"embeding": "x"}}))
+    with pytest.raises(ConfigError, match="lr_pointz: not a known option"):  # a method outside the grid too
+        plan_grid(experiment(tmp_path, methods=["random"], method_config={"sadm": {"lr_pointz": 1}}))
     with pytest.raises(DataError, match="--data-root"):
         plan_grid(experiment(tmp_path, datasets=["modelnet40"], data_root=str(tmp_path)))
 

@@ -175,8 +175,9 @@ def expand_grid(exp: ExperimentConfig, reg: Registries, data_root=None, cache_di
     """All cells of ``exp``, validated. Raises a one-line :class:`DDBenchError` on any bad name or config."""
     for section, kind in (("method_config", "method"), ("dataset_config", "dataset"),
                           ("backbone_config", "backbone")):
-        for name in getattr(exp, section):
-            reg.kind(kind).get(name)  # unknown component named in a config section -> did you mean
+        for name, values in getattr(exp, section).items():
+            # unknown component -> did you mean; bad option -> one-line error, even for components not in the grid
+            reg.kind(kind).get(name).make_config(values)
     proto_info = reg.protocol.get(exp.protocol)
     proto_values = dict(exp.protocol_config)
     if exp.selection is not None:
