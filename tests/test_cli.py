@@ -35,13 +35,23 @@ def one_line_error(proc: subprocess.CompletedProcess) -> str:
 def test_list_every_kind_as_json():
     for kind, expected in [("methods", "herding"), ("backbones", "pointnet"), ("datasets", "shapes"),
                            ("protocols", "sadm"), ("executors", "inprocess"), ("transforms", "fps")]:
-        rows = json.loads(ddbench("list", kind, "--json").stdout)
+        rows = json.loads(ddbench("list", kind, "--json", "--no-throughput").stdout)
         names = {r["name"] for r in rows}
         assert expected in names
         row = next(r for r in rows if r["name"] == expected)
         assert row["version"] and row["source"] and isinstance(row["defaults"], dict)
     herding = next(r for r in json.loads(ddbench("list", "methods", "--json").stdout) if r["name"] == "herding")
     assert herding["defaults"]["embedding"] == "trained"
+
+
+def test_list_backbones_measures_throughput():
+    rows = json.loads(ddbench("list", "backbones", "--json", "--device", "cpu").stdout)
+    by_name = {r["name"]: r for r in rows}
+    assert {"pointnet", "pointnet2_ssg", "pointnet2_msg", "dgcnn", "pointconv", "point_transformer", "pct",
+            "pointmlp"} <= set(by_name)
+    for row in rows:
+        assert row["parameters(K=40)"] > 0 and row["forward clouds/s (1024 pts)"] > 0
+    assert "point_features" in by_name["dgcnn"]["provides"] and "point_features" not in by_name["pct"]["provides"]
 
 
 def test_list_datasets_shows_presence(tmp_path):

@@ -158,3 +158,29 @@ def test_unreadable_cell_file_is_skipped(results):
     cells, bad = read_cells(results)
     assert len(cells) == 11 and len(bad) == 1
     assert "| Random" in make_tables(results, "markdown")  # the table still renders
+
+
+def test_backbone_layout_rows_are_evaluation_networks(tmp_path):
+    root = write_cells(tmp_path / "runs", [
+        cell("modelnet10", "dm", 10, 0, [50.0, 52.0], eval_backbone="pointnet"),
+        cell("modelnet10", "sadm", 10, 0, [80.0, 82.0], eval_backbone="pointnet"),
+        cell("modelnet10", "dm", 10, 0, [35.0, 37.0], eval_backbone="dgcnn"),
+        cell("modelnet10", "sadm", 10, 0, [79.0, 81.0], eval_backbone="dgcnn"),
+        cell("modelnet10", "sadm", 3, 0, [70.0, 71.0], eval_backbone="dgcnn"),
+    ])
+    md = make_tables(root, "markdown", layout="backbones")
+    assert md.count("| Evaluated on |") == 2  # one table per PPC
+    assert "| Evaluated on | ModelNet10 DM | ModelNet10 SADM |" in md
+    dgcnn_row = next(line for line in md.splitlines() if line.startswith("| DGCNN") and "36.0" in line)
+    assert "<u>36.0 ± 1.0</u>" in dgcnn_row and "**80.0 ± 1.0**" in dgcnn_row  # ranked within the row
+    latex = make_tables(root, "latex", layout="backbones", ppc=[10])
+    assert "Evaluated on" not in latex.split("toprule")[0] and r"Method & DM & SADM \\" in latex
+    csv = make_tables(root, "csv", layout="backbones", ppc=[10])
+    assert csv.splitlines()[0].startswith("eval_backbone,label,kind,marks,modelnet10_dm_mean")
+    with_pub = make_tables(root, "markdown", layout="backbones", ppc=[10], published="sadm2025")
+    assert "| DGCNN [sadm2025] |" in with_pub and "*56.6 ± 5.3*" in with_pub
+
+
+def test_unknown_layout_is_clear(results):
+    with pytest.raises(DDBenchError, match="unknown table layout 'rows'"):
+        make_tables(results, layout="rows")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -30,6 +31,8 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 out = Console(soft_wrap=True)
+#: listings are tables: give them room even when stdout is not a terminal (which rich treats as 80 columns)
+wide = Console(width=max(160, shutil.get_terminal_size((160, 40)).columns))
 err_console = Console(stderr=True)
 _DEBUG = {"on": False}
 
@@ -197,6 +200,8 @@ def table(
     datasets: Annotated[Optional[str], typer.Option(help="Only these datasets.")] = None,
     methods: Annotated[Optional[str], typer.Option(help="Only these methods.")] = None,
     iteration: Annotated[Optional[int], typer.Option(help="Show iterative methods at this (intermediate) iteration instead of the final one.")] = None,
+    layout: Annotated[str, typer.Option(help="methods (rows = methods, columns = dataset x PPC) or backbones (rows = evaluation backbone, columns = dataset x method, per PPC).")] = "methods",
+    ppc: Annotated[Optional[str], typer.Option(help="Only these PPCs.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.")] = None,
 ) -> None:
     """Print the results table (derived from the cell files) in the papers' layout."""
@@ -209,7 +214,7 @@ def table(
     if std not in ("nets", "draws"):
         raise ConfigError(f"--std must be nets or draws, got {std!r}")
     text = make_tables(results, format, metric, std, decimals, published, split_names(datasets),
-                       split_names(methods), iteration)
+                       split_names(methods), iteration, layout, split_ints(ppc, "--ppc"))
     if output:
         with atomic_path(output) as tmp:
             tmp.write_text(text)
@@ -238,12 +243,15 @@ def status(results: Annotated[str, typer.Option(help="Results directory to read.
 def list_components(
     kind: Annotated[str, typer.Argument(help="methods, backbones, datasets, protocols, executors or transforms")],
     data_root: Annotated[Optional[str], typer.Option(help="Data root, to show which datasets are present.")] = None,
+    throughput: Annotated[bool, typer.Option(help="Backbones: measure forward throughput on the device.")] = True,
+    device: Annotated[str, typer.Option(help="Device for the throughput measurement.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """List installed components with versions, origin and default config."""
+    """List installed components with versions, origin and default config (backbones: parameters, throughput)."""
     from ddbench.data.paths import resolve_data_root
     from ddbench.errors import UnknownNameError
     from ddbench.plugins import get_registries
+    from ddbench.runner.environment import resolve_device
 
     if kind not in KIND_ALIASES:
         raise UnknownNameError("component kind", kind, sorted({k for k in KIND_ALIASES if k.endswith("s")}))
@@ -258,7 +266,11 @@ def list_components(
             present, where = ds.availability()
             row["data"] = "present: " + where if present else "missing"
         if info.kind == "backbone":
-            row["parameters(K=40)"] = info.cls(None, 40).num_parameters()
+            net = info.cls(None, 40)
+            row["parameters(K=40)"] = net.num_parameters()
+            row["provides"] = ",".join(sorted(info.cls.provides))
+            if throughput:
+                row["forward clouds/s (1024 pts)"] = round(forward_throughput(net, resolve_device(device)), 1)
         rows.append(row)
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
@@ -268,7 +280,27 @@ def list_components(
         t.add_column(col, overflow="fold")
     for row in rows:
         t.add_row(*[json.dumps(v) if isinstance(v, dict) else str(v) for v in row.values()])
-    out.print(t)
+    wide.print(t)
+
+
+def forward_throughput(net, device, batch: int = 8, points: int = 1024) -> float:
+    """Clouds per second of an eval-mode forward pass (one warm-up, then the best of two timed passes)."""
+    import time
+
+    import torch
+
+    net = net.to(device).eval()
+    x = torch.randn(batch, points, 3, device=device)
+    best = float("inf")
+    with torch.no_grad():
+        for i in range(3):
+            start = time.perf_counter()
+            net(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if i:
+                best = min(best, time.perf_counter() - start)
+    return batch / best
 
 
 @app.command()
@@ -287,7 +319,7 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
         detail = p.error if p.status != "loaded" else ", ".join(f"{k}:{n}" for k, n in p.components)
         style = {"loaded": "green", "broken": "red", "disabled": "yellow"}[p.status]
         t.add_row(p.name, p.distribution, p.version, f"[{style}]{p.status}[/]", detail)
-    out.print(t)
+    wide.print(t)
 
 
 # -- distill / eval -------------------------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ def environment_record(device: torch.device) -> dict:
         "allocator": allocator(),
         "device": str(device),
         "argv": sys.argv[1:],
+        "point_ops": _point_ops(),
     }
     if device.type == "cuda":
         rec["device_name"] = torch.cuda.get_device_name(device)
@@ -60,6 +61,12 @@ def environment_record(device: torch.device) -> dict:
     else:
         rec["device_name"] = _cpu_name()
     return rec
+
+
+def _point_ops() -> dict:
+    from ddbench.ops.backends import backend_record
+
+    return backend_record()
 
 
 def _cpu_name() -> str:

@@ -1,4 +1,4 @@
-"""Tables derived from the cell files: tidy CSV, aggregates, and the papers' layout in CSV/Markdown/LaTeX."""
+"""Tables derived from the cell files: tidy CSV, aggregates, and the papers' layouts in CSV/Markdown/LaTeX."""
 
 from ddbench.tables.tidy import aggregate, read_cells, tidy_frame
 
@@ -6,18 +6,25 @@ __all__ = ["aggregate", "make_tables", "read_cells", "tidy_frame"]
 
 
 def make_tables(results_dir, fmt="markdown", metric="oa", std="nets", decimals=1, published=None,
-                datasets=None, methods=None, iteration=None) -> str:
-    """Render every like-with-like table found under ``results_dir`` in ``fmt``."""
+                datasets=None, methods=None, iteration=None, layout="methods", ppc=None) -> str:
+    """Render every like-with-like table found under ``results_dir`` in ``fmt`` and ``layout``."""
     from ddbench.errors import DDBenchError
-    from ddbench.tables.render import build_table, load_published, render, table_groups
+    from ddbench.tables.layouts import (
+        LAYOUTS, backbone_table_groups, build_backbone_table, build_table, load_published, table_groups,
+    )
+    from ddbench.tables.render import render
     from ddbench.tables.tidy import select_iteration
 
+    if layout not in LAYOUTS:
+        raise DDBenchError(f"unknown table layout {layout!r}; use one of {', '.join(LAYOUTS)}")
     cells, _ = read_cells(results_dir)
     tidy = tidy_frame(cells)
     if datasets:
         tidy = tidy[tidy["dataset"].isin(datasets)]
     if methods:
         tidy = tidy[tidy["method"].isin(methods)]
+    if ppc:
+        tidy = tidy[tidy["ppc"].isin(ppc) | tidy["ppc"].isna()]
     if fmt == "tidy":
         return tidy.to_csv(index=False)
     agg = aggregate(tidy if fmt == "long" else select_iteration(tidy, iteration), metric)
@@ -30,6 +37,9 @@ def make_tables(results_dir, fmt="markdown", metric="oa", std="nets", decimals=1
             "run `ddbench run` first or check the failures with `ddbench status`"
         )
     pub = load_published(None if published == "all" else published) if published else None
-    parts = [render(build_table({**spec, "iteration": iteration}, sub, std, decimals, metric, pub), fmt, decimals)
-             for spec, sub in table_groups(agg)]
+    groups, build = (table_groups, build_table) if layout == "methods" else (backbone_table_groups, build_backbone_table)
+    parts = [render(build({**spec, "iteration": iteration}, sub, std, decimals, metric, pub), fmt, decimals)
+             for spec, sub in groups(agg)]
+    if not parts:
+        raise DDBenchError(f"nothing to show in the {layout} layout (it needs methods with a PPC)")
     return "\n".join(parts)

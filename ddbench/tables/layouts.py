@@ -1,0 +1,217 @@
+"""The papers' table layouts, filled from aggregated results.
+
+- ``methods`` (SADM/3DDP Table 1): rows = methods, columns = dataset x PPC; the best method per column is bold,
+  the second underlined; the whole-dataset reference row spans each dataset's columns.
+- ``backbones`` (SADM Table 2): rows = evaluation backbone, columns = dataset x method, one table per PPC; within a
+  row and dataset the best method is bold, the second underlined.
+
+Every table compares like with like: one protocol (and version), distillation network and selection rule (and,
+for the methods layout, one evaluation network). Rows whose cells departed from the reference settings carry a
+footnote mark saying how.
+"""
+
+from __future__ import annotations
+
+import io
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+
+from ddbench.errors import DDBenchError
+from ddbench.tables.render import Row, Table, rank_values
+
+METHOD_ORDER = ["random", "herding", "kcenter", "dc", "pcc", "dm", "sadm", "dd3d", "3ddp"]
+DATASET_ORDER = ["modelnet10", "modelnet40", "shapenet55", "scanobjectnn", "omniobject3d", "shapes"]
+BACKBONE_ORDER = ["pointnet", "pointnet_in", "pointnet2_ssg", "pointnet2_msg", "dgcnn", "pointconv",
+                  "point_transformer", "pct", "pointmlp"]
+MARKS = ["†", "‡", "§", "¶", "‖", "#"]
+#: names in the published-results file that differ from ddbench's
+PUBLISHED_ALIASES = {"backbone": {"pointnet2": "pointnet2_msg"}, "method": {"ddp3d": "3ddp"}}
+LAYOUTS = ("methods", "backbones")
+
+
+def display_name(kind: str, name: str) -> str:
+    try:
+        from ddbench.plugins import get_registries
+
+        reg = get_registries().kind(kind)
+        if name in reg:
+            return getattr(reg.get(name).cls, "display_name", "") or name
+    except Exception:  # noqa: BLE001 - rendering must work even when plugins are gone
+        pass
+    return name
+
+
+def _order(values, preferred):
+    values = list(dict.fromkeys(values))
+    return sorted(values, key=lambda v: (preferred.index(v) if v in preferred else len(preferred), str(v)))
+
+
+def load_published(source: str | None = None) -> pd.DataFrame:
+    text = resources.files("ddbench").joinpath("reference/published_results.csv").read_text()
+    df = pd.read_csv(io.StringIO(text), dtype={"table": str})
+    for column, aliases in PUBLISHED_ALIASES.items():
+        df[column] = df[column].replace(aliases)
+    if source is not None:
+        if source not in set(df["source"]):
+            raise DDBenchError(f"unknown published source {source!r}; known: {', '.join(sorted(set(df['source'])))}")
+        df = df[df["source"] == source]
+    return df
+
+
+def _deviation_symbols(agg: pd.DataFrame) -> dict[str, str]:
+    budgets = _order([b for b in agg["budget"] if b], [])
+    configs = _order([c for c in agg["config_deviation"] if c], [])
+    return dict(zip(budgets + configs, MARKS * 4))
+
+
+RANKING_NOTE = "Bold: best; underlined: second best (whole dataset and published rows excluded)."
+
+
+def _caption(spec, agg, std, metric, symbols, with_published, what_varies: str,
+             ranking_note: str = RANKING_NOTE) -> tuple[str, list[str]]:
+    what = {"oa": "Overall accuracy", "macc": "Mean class accuracy"}[metric]
+    ddofs = sorted(set(int(d) for d in agg["ddof"]))
+    draws = sorted(set(int(n) for n in agg["n_draws"]))
+    nets = sorted(set(int(n) for n in agg["n_nets"] // agg["n_draws"]))
+    spread = (
+        "std over evaluation nets" + (" (RMS over draws)" if max(draws) > 1 else "")
+        if std == "nets" else "std over draw seeds"
+    )
+    selection = ("final epoch" if spec["selection"] == "final"
+                 else "BEST EPOCH ON THE TEST SET (test-set selection, as DD3D reports)")
+    title = (
+        f"{what} (%), mean ± {spread}, ddof={','.join(map(str, ddofs))}; {selection}. "
+        f"Protocol {spec['protocol']} v{spec['protocol_version']}, {what_varies}"
+        + (f", distillation network {spec['distill_backbone']}" if spec["distill_backbone"] else "")
+        + f"; {'/'.join(map(str, nets))} nets x {'/'.join(map(str, draws))} draw seed(s) per entry."
+        + (f" Iterative methods after {spec['iteration']} iterations." if spec.get("iteration") is not None else "")
+    )
+    notes = [f"{sym} {text}" for text, sym in symbols.items()]
+    notes.append(ranking_note)
+    if with_published:
+        notes.append("Rows marked [source] are published numbers, copied for comparison, not measured here.")
+    return title, notes
+
+
+def _split_by_distill_backbone(agg: pd.DataFrame, keys: list[str]) -> list[tuple[dict, pd.DataFrame]]:
+    """Groups by ``keys``; methods without a distillation network join the table of every network."""
+    groups = []
+    for key, g in agg.groupby(keys, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        dbbs = sorted(d for d in g["distill_backbone"].unique() if d)
+        for dbb in dbbs or [""]:
+            groups.append((dict(zip(keys, key), distill_backbone=dbb), g[g["distill_backbone"].isin({"", dbb})]))
+    return groups
+
+
+# -- rows = methods ----------------------------------------------------------------------------------------------
+
+
+def table_groups(agg: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:
+    return _split_by_distill_backbone(agg, ["protocol", "protocol_version", "eval_backbone", "selection"])
+
+
+def build_table(spec: dict, agg: pd.DataFrame, std: str = "nets", decimals: int = 1, metric: str = "oa",
+                published: pd.DataFrame | None = None) -> Table:
+    std_col = {"nets": "std_nets", "draws": "std_draws"}[std]
+    non_whole = agg[agg["method"] != "whole"]
+    datasets = _order(agg["dataset"], DATASET_ORDER)
+    columns = [(d, p) for d in datasets for p in sorted(non_whole[non_whole["dataset"] == d]["ppc"].dropna().unique())]
+    symbols = _deviation_symbols(agg)
+    rows: list[Row] = []
+    for method in _order(non_whole["method"], METHOD_ORDER):
+        for (budget, confdev), g in non_whole[non_whole["method"] == method].groupby(["budget", "config_deviation"]):
+            row = Row(display_name("method", method), method, "measured", [symbols[x] for x in (budget, confdev) if x])
+            row.values = {(r["dataset"], r["ppc"]): (r["mean"], r[std_col]) for _, r in g.iterrows()}
+            rows.append(row)
+    for (budget, confdev), g in agg[agg["method"] == "whole"].groupby(["budget", "config_deviation"]):
+        row = Row(display_name("method", "whole"), "whole", "reference", [symbols[x] for x in (budget, confdev) if x])
+        row.span = {r["dataset"]: (r["mean"], r[std_col]) for _, r in g.iterrows()}
+        rows.append(row)
+    if published is not None and metric == "oa":
+        rows += _published_method_rows(published, rows, columns, spec)
+    table = Table(
+        title="", columns=columns, rows=rows, notes=[], key_name="method", corner=("Method", "PPC"),
+        group_labels={d: display_name("dataset", d) for d in datasets},
+        sub_labels={p: str(int(p)) for _, p in columns}, sub_prefix="PPC ",
+        csv_subs={p: f"ppc{int(p)}" for _, p in columns},
+    )
+    for col in columns:
+        measured = {i: r.values[col][0] for i, r in enumerate(rows) if r.kind == "measured" and col in r.values}
+        if measured:
+            table.ranks.update({(i, col): rank for i, rank in rank_values(measured, decimals).items()})
+    with_published = any(r.kind == "published" for r in rows)
+    table.title, table.notes = _caption(spec, agg, std, metric, symbols, with_published,
+                                        f"evaluation network {spec['eval_backbone']}")
+    return table
+
+
+def _published_method_rows(published: pd.DataFrame, rows: list[Row], columns, spec) -> list[Row]:
+    out: list[Row] = []
+    pub = published[(published["backbone"] == spec["eval_backbone"]) & (published["table"] != "2")]
+    for method in [r.key for r in rows if r.kind in ("measured", "reference")]:
+        for source, g in pub[pub["method"] == method].groupby("source"):
+            row = Row(f"{display_name('method', method)} [{source}]", method, "published")
+            if method == "whole":
+                row.span = {}
+            for _, r in g.iterrows():
+                std = r["std"] if not pd.isna(r["std"]) else np.nan
+                if method == "whole":
+                    row.span[r["dataset"]] = (r["mean"], std)
+                elif (r["dataset"], float(r["ppc"])) in columns:
+                    row.values[(r["dataset"], float(r["ppc"]))] = (r["mean"], std)
+            if (row.values or any(d in (row.span or {}) for d, _ in columns)) and \
+                    all(existing.label != row.label for existing in out):
+                out.append(row)
+    return out
+
+
+# -- rows = evaluation backbones ------------------------------------------------------------------------------------
+
+
+def backbone_table_groups(agg: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:
+    measured = agg[agg["method"] != "whole"]
+    return _split_by_distill_backbone(measured, ["protocol", "protocol_version", "selection", "ppc"])
+
+
+def build_backbone_table(spec: dict, agg: pd.DataFrame, std: str = "nets", decimals: int = 1, metric: str = "oa",
+                         published: pd.DataFrame | None = None) -> Table:
+    std_col = {"nets": "std_nets", "draws": "std_draws"}[std]
+    datasets = _order(agg["dataset"], DATASET_ORDER)
+    columns = [(d, m) for d in datasets for m in _order(agg[agg["dataset"] == d]["method"], METHOD_ORDER)]
+    symbols = _deviation_symbols(agg)
+    rows: list[Row] = []
+    for ebb in _order(agg["eval_backbone"], BACKBONE_ORDER):
+        for (budget, confdev), g in agg[agg["eval_backbone"] == ebb].groupby(["budget", "config_deviation"]):
+            row = Row(display_name("backbone", ebb), ebb, "measured", [symbols[x] for x in (budget, confdev) if x])
+            row.values = {(r["dataset"], r["method"]): (r["mean"], r[std_col]) for _, r in g.iterrows()}
+            rows.append(row)
+    if published is not None and metric == "oa":
+        pub = published[published["table"] == "2"]
+        for (source, ebb), g in pub.groupby(["source", "backbone"]):
+            row = Row(f"{display_name('backbone', ebb)} [{source}]", ebb, "published")
+            row.values = {(r["dataset"], r["method"]): (r["mean"], r["std"]) for _, r in g.iterrows()
+                          if (r["dataset"], r["method"]) in columns}
+            if row.values:
+                rows.append(row)
+    table = Table(
+        title="", columns=columns, rows=rows, notes=[], key_name="eval_backbone", corner=("Evaluated on", "Method"),
+        group_labels={d: display_name("dataset", d) for d in datasets},
+        sub_labels={m: display_name("method", m) for _, m in columns},
+    )
+    for i, row in enumerate(rows):
+        if row.kind != "measured":
+            continue
+        for d in datasets:
+            cells = {col: v[0] for col, v in row.values.items() if col[0] == d}
+            if cells:
+                table.ranks.update({(i, col): rank for col, rank in rank_values(cells, decimals).items()})
+    with_published = any(r.kind == "published" for r in rows)
+    table.title, table.notes = _caption(
+        spec, agg, std, metric, symbols, with_published, f"PPC {int(spec['ppc'])}",
+        "Bold: best method per row and dataset; underlined: second best (published rows excluded).")
+    if with_published:
+        table.notes.append("The published cross-architecture rows (SADM Table 2) do not record their PPC.")
+    return table
