@@ -135,6 +135,7 @@ def run(
     methods: Annotated[Optional[str], typer.Option(help="Comma-separated methods, or 'all'.")] = None,
     datasets: Annotated[Optional[str], typer.Option(help="Comma-separated datasets, or 'all' (data present).")] = None,
     ppc: Annotated[Optional[str], typer.Option(help="Clouds per class, e.g. 1,3,10.")] = None,
+    budget_bytes: Annotated[Optional[str], typer.Option(help="Compare at equal storage: bytes per class, e.g. 12288,61440 (replaces --ppc).")] = None,
     seeds: Annotated[Optional[str], typer.Option(help="Draw seeds, e.g. 0,1,2.")] = None,
     distill_backbones: Annotated[Optional[str], typer.Option(help="Backbones used by the methods.")] = None,
     eval_backbones: Annotated[Optional[str], typer.Option(help="Evaluation backbones (default: the protocol's).")] = None,
@@ -163,6 +164,7 @@ def run(
     file_values = load_experiment_file(config) if config else None
     overrides = {
         "methods": split_names(methods), "datasets": split_names(datasets), "ppc": split_ints(ppc, "--ppc"),
+        "budget_bytes": split_ints(budget_bytes, "--budget-bytes"),
         "seeds": split_ints(seeds, "--seeds"), "distill_backbones": split_names(distill_backbones),
         "eval_backbones": split_names(eval_backbones), "protocol": protocol, "eval_nets": eval_nets,
         "epochs": epochs, "iterations": iterations, "selection": selection, "device": device,
@@ -202,6 +204,8 @@ def table(
     iteration: Annotated[Optional[int], typer.Option(help="Show iterative methods at this (intermediate) iteration instead of the final one.")] = None,
     layout: Annotated[str, typer.Option(help="methods (rows = methods, columns = dataset x PPC) or backbones (rows = evaluation backbone, columns = dataset x method, per PPC).")] = "methods",
     ppc: Annotated[Optional[str], typer.Option(help="Only these PPCs.")] = None,
+    by: Annotated[str, typer.Option(help="Columns by ppc, or by budget (equal storage per class, from --budget-bytes runs).")] = "ppc",
+    storage: Annotated[bool, typer.Option("--storage", help="Note each cell's stored bytes and clouds per class.")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.")] = None,
 ) -> None:
     """Print the results table (derived from the cell files) in the papers' layout."""
@@ -214,7 +218,7 @@ def table(
     if std not in ("nets", "draws"):
         raise ConfigError(f"--std must be nets or draws, got {std!r}")
     text = make_tables(results, format, metric, std, decimals, published, split_names(datasets),
-                       split_names(methods), iteration, layout, split_ints(ppc, "--ppc"))
+                       split_names(methods), iteration, layout, split_ints(ppc, "--ppc"), by, storage)
     if output:
         with atomic_path(output) as tmp:
             tmp.write_text(text)
@@ -374,6 +378,23 @@ def distill(
     out.print(f"wrote {out_path}: {st['clouds']} clouds, {st['floats']} floats, {st['bytes']} bytes")
 
 
+def at_resolution(synth, points: int):
+    """The synthetic set at ``points`` points per cloud: sampled from its generator, or reduced by FPS."""
+    from ddbench.data.transforms import fps_subsample
+    from ddbench.synthetic.artifact import SyntheticSet
+    from ddbench.synthetic.generators import materialise
+
+    if "generator" in synth.info:
+        return materialise(synth, points)
+    have = synth.points.shape[1]
+    if points > have:
+        raise ConfigError(
+            f"this artifact stores clouds of {have} points and no generator; it can be evaluated at {have} or fewer"
+        )
+    return SyntheticSet(fps_subsample(synth.points, points), synth.labels, list(synth.class_names),
+                        dict(synth.extras), list(synth.stored), dict(synth.info))
+
+
 @app.command("eval")
 def evaluate(
     artifact: Annotated[Path, typer.Argument(help="Artifact (.h5 or .manifest.json).")],
@@ -382,6 +403,7 @@ def evaluate(
     epochs: Annotated[Optional[int], typer.Option(help="Override the epochs.")] = None,
     backbone: Annotated[Optional[str], typer.Option(help="Evaluation backbone (default: the protocol's).")] = None,
     seed: Annotated[int, typer.Option(help="Draw seed for the net seeds (default: the artifact's).")] = -1,
+    points: Annotated[Optional[int], typer.Option(help="Evaluate at this resolution: a generator is sampled at it, a stored set reduced to it by FPS.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     data_root: Annotated[Optional[str], typer.Option(help="Data root.")] = None,
     cache_dir: Annotated[Optional[str], typer.Option(help="Cache directory.")] = None,
@@ -396,6 +418,8 @@ def evaluate(
     from ddbench.synthetic.artifact import load_artifact
 
     synth, manifest = load_artifact(artifact)
+    if points is not None:
+        synth = at_resolution(synth, points)
     reg = get_registries()
     p_info = reg.protocol.get(protocol)
     values = {}
@@ -416,7 +440,8 @@ def evaluate(
     draw = manifest.get("seed", 0) if seed < 0 else seed
     result = evaluate_synthetic(synth, test, p_cfg, p_cfg.net_seeds(draw), dev)
     out.print(
-        f"{manifest.get('method')} on {dataset} (PPC {manifest.get('ppc')}), protocol {protocol}: "
+        f"{manifest.get('method')} on {dataset} (PPC {manifest.get('ppc')}, {synth.points.shape[1]} points), "
+        f"protocol {protocol}: "
         f"OA {result['oa_mean']:.2f} ± {result['oa_std']:.2f}, mAcc {result['macc_mean']:.2f} ± "
         f"{result['macc_std']:.2f} over {result['num_nets']} nets (ddof={result['ddof']})",
         highlight=False,
@@ -424,6 +449,7 @@ def evaluate(
     if output:
         write_json_atomic(output, {
             "artifact": str(artifact), "artifact_sha256": manifest["sha256"].get("file"),
+            "points": int(synth.points.shape[1]),
             "protocol": protocol, "protocol_version": p_info.version,
             "protocol_config": p_cfg.model_dump(mode="json"), "results": result,
             "environment": environment_record(dev),

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
+
+import torch
+from pydantic import Field
 
 from ddbench.config import ComponentConfig
 from ddbench.data.cache import PreparedCache
@@ -13,6 +16,24 @@ from ddbench.errors import DataError
 from ddbench.registry import Component
 
 SPLITS = ("train", "test")
+
+
+class DatasetConfig(ComponentConfig):
+    """Options every dataset has: the setting it is served in (DD3D's aligned / rotated study)."""
+
+    rotation: Literal["aligned", "rotated"] = Field(
+        "aligned", description="rotated: every train and test cloud gets its own random rotation in SO(3)"
+    )
+    rotation_seed: int = Field(0, ge=0, description="seed of the rotations (per split)")
+    canonical: Literal["none", "pca"] = Field(
+        "none", description="pca: PCA-canonicalise every cloud (sign fix of DD3D's released code) after rotating"
+    )
+
+
+def setting_suffix(config) -> str:
+    """'' for the aligned setting, '_rotated', '_pca' or '_rotated_pca' otherwise (used in result labels)."""
+    out = "_rotated" if getattr(config, "rotation", "aligned") == "rotated" else ""
+    return out + ("_pca" if getattr(config, "canonical", "none") == "pca" else "")
 
 
 class Dataset(Component):
@@ -67,8 +88,26 @@ class Dataset(Component):
                 raise DataError(why)
             data = self._load(split)
             self._check_size(split, data)
-            self._loaded[split] = data
+            self._loaded[split] = self._apply_setting(data, split)
         return self._loaded[split]
+
+    def _apply_setting(self, data: PointCloudSet, split: str) -> PointCloudSet:
+        """Rotate (seeded, one rotation per cloud) and/or canonicalise, after the prepared cache."""
+        cfg = self.config
+        rotated, canonical = getattr(cfg, "rotation", "aligned") == "rotated", getattr(cfg, "canonical", "none") == "pca"
+        if not (rotated or canonical):
+            return data
+        from ddbench.ops.canonical import pca_canonicalise
+        from ddbench.ops.rotation import apply_rotation, random_rotation_matrices
+
+        points = data.points
+        if rotated:
+            gen = torch.Generator().manual_seed(cfg.rotation_seed * 2 + SPLITS.index(split))
+            points = apply_rotation(points, random_rotation_matrices(len(points), gen))
+        if canonical:
+            points = pca_canonicalise(points, "sin")
+        return PointCloudSet(points, data.labels, data.class_names, data.name, {**data.meta, "setting": setting_suffix(cfg)},
+                             ids=data.ids, point_labels=data.point_labels)
 
     def _check_size(self, split: str, data: PointCloudSet) -> None:
         if self.expected_sizes is None or not getattr(self.config, "check_sizes", True):

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from ddbench.config import ComponentConfig
+from ddbench.data.base import DatasetConfig
 from ddbench.data.catalog import CATALOG
 from ddbench.data.formats import read_npy_cloud, read_ply_vertices, read_text_cloud
 from ddbench.data.prepare import PreparedDataset, normalize_np, reduce_clouds
@@ -32,7 +32,7 @@ READERS = {".ply": read_ply_vertices, ".npy": read_npy_cloud, ".txt": lambda p: 
            ".xyz": lambda p: read_text_cloud(p, 3)[:, :3]}
 
 
-class FolderCloudsConfig(ComponentConfig):
+class FolderCloudsConfig(DatasetConfig):
     points: int = Field(1024, gt=0)
     subsample: Literal["fps", "first"] = "fps"
     pad: bool = Field(False, description="repeat random points of objects with fewer points than requested")

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from ddbench.config import ComponentConfig
+from ddbench.data.base import DatasetConfig
 from ddbench.data.catalog import CATALOG
 from ddbench.data.formats import read_h5, read_off, read_text_cloud, sample_mesh_surface
 from ddbench.data.prepare import PreparedDataset, normalize_np, reduce_clouds
@@ -43,7 +43,7 @@ MODELNET40_CLASSES = (
 )
 
 
-class ModelNetConfig(ComponentConfig):
+class ModelNetConfig(DatasetConfig):
     source: Literal["auto", "hdf5", "normal_resampled", "off"] = Field(
         "auto", description="which release to read (auto: the first present, in this order)"
     )

@@ -21,7 +21,7 @@ from ddbench.ops.sampling import farthest_point_sample
 log = logging.getLogger(__name__)
 
 #: config fields that do not change the prepared tensors (kept out of the cache key)
-NON_CONTENT_FIELDS = {"verify_checksums", "check_sizes", "folder"}
+NON_CONTENT_FIELDS = {"verify_checksums", "check_sizes", "folder", "rotation", "rotation_seed", "canonical"}
 
 
 def reduce_clouds(

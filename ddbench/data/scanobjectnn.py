@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from ddbench.config import ComponentConfig
+from ddbench.data.base import DatasetConfig
 from ddbench.data.catalog import CATALOG
 from ddbench.data.formats import read_h5
 from ddbench.data.prepare import PreparedDataset, normalize_np, reduce_clouds
@@ -39,7 +39,7 @@ VARIANTS = {
 VARIANT_SIZES = {"obj_only": (2309, 581), "obj_bg": (2309, 581), "pb_t50_rs": (11416, 2882)}
 
 
-class ScanObjectNNConfig(ComponentConfig):
+class ScanObjectNNConfig(DatasetConfig):
     variant: Literal["obj_only", "obj_bg", "pb_t50_rs"] = Field("pb_t50_rs", description="which release variant")
     points: int = Field(1024, gt=0)
     subsample: Literal["fps", "first"] = "fps"

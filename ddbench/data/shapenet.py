@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from ddbench.config import ComponentConfig
+from ddbench.data.base import DatasetConfig
 from ddbench.data.catalog import CATALOG
 from ddbench.data.formats import read_npy_cloud, read_text_cloud
 from ddbench.data.prepare import PreparedDataset, normalize_np, reduce_clouds
@@ -52,7 +52,7 @@ SHAPENETPART_PARTS = {
 }
 
 
-class ShapeNet55Config(ComponentConfig):
+class ShapeNet55Config(DatasetConfig):
     points: int = Field(1024, gt=0)
     subsample: Literal["fps", "first"] = "fps"
     normalize: bool = True
@@ -107,7 +107,7 @@ class ShapeNet55(PreparedDataset):
         return {"points": points, "labels": labels, "ids": ids}
 
 
-class ShapeNetPartConfig(ComponentConfig):
+class ShapeNetPartConfig(DatasetConfig):
     points: int = Field(1024, gt=0, description="points per shape (2048 is the segmentation convention)")
     subsample: Literal["fps", "first"] = "fps"
     pad: bool = Field(True, description="repeat random points of shapes with fewer points than requested")

@@ -20,8 +20,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from ddbench.config import ComponentConfig
-from ddbench.data.base import Dataset
+from ddbench.data.base import Dataset, DatasetConfig
 from ddbench.data.cloudset import PointCloudSet
 from ddbench.data.transforms import normalize_unit_sphere
 
@@ -265,7 +264,7 @@ SHAPE_CLASSES: dict[str, Callable[[np.random.Generator], list[Part]]] = {
 }
 
 
-class ShapesConfig(ComponentConfig):
+class ShapesConfig(DatasetConfig):
     points: int = Field(1024, gt=0, description="points per cloud")
     train_per_class: int = Field(40, gt=0)
     test_per_class: int = Field(20, gt=0)

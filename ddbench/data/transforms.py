@@ -185,6 +185,22 @@ class PerturbRotationTransform(Transform):
         return perturb_rotation(points, self.config.sigma, self.config.clip, generator)
 
 
+class CanonicalConfig(ComponentConfig):
+    sign: str = Field("sin", pattern="^(sin|none)$", description="per-axis sign fix: sin (DD3D's code) or none")
+
+
+class PCACanonicalTransform(Transform):
+    """PCA canonicalisation (DD3D's rotator) with the released code's parameter-free sign fix."""
+
+    name = "pca_canonicalise"
+    Config = CanonicalConfig
+
+    def __call__(self, points, generator=None):
+        from ddbench.ops.canonical import pca_canonicalise
+
+        return pca_canonicalise(points, self.config.sign)
+
+
 class Compose:
     """Apply transforms in order with one generator."""
 
@@ -205,4 +221,5 @@ BUILTIN_TRANSFORMS = (
     JitterTransform,
     ScaleTransform,
     PerturbRotationTransform,
+    PCACanonicalTransform,
 )

@@ -44,6 +44,9 @@ class ProtocolConfig(ComponentConfig):
     seed_base: int = Field(1996, description="net i of draw seed s uses seed_base + 1000*s + i")
     test_batch_size: int = Field(128, gt=0)
     ddof: int = Field(0, ge=0, description="ddof of the reported std over nets (numpy's default, as the papers)")
+    canonicalise: Literal["none", "pca", "learned"] = Field(
+        "none", description="wrap the network in PCA canonicalisation (sign fix: pca = DD3D's code, learned = the paper's)"
+    )
 
     @model_validator(mode="after")
     def _step_in_range(self):

@@ -37,6 +37,27 @@ class NetResult:
         return asdict(self)
 
 
+class Canonicalised(torch.nn.Module):
+    """A backbone behind PCA canonicalisation (the dd3d protocol's sign-fixing wrapper)."""
+
+    def __init__(self, backbone: Backbone, sign: str):
+        super().__init__()
+        from ddbench.ops.canonical import Canonicaliser
+
+        self.canonicaliser = Canonicaliser(sign)
+        self.backbone = backbone
+
+    def forward(self, points: torch.Tensor):
+        return self.backbone(self.canonicaliser(points))
+
+
+def build_evaluation_net(cfg: ProtocolConfig, num_classes: int) -> torch.nn.Module:
+    net = build_backbone(cfg.backbone, num_classes, cfg.backbone_config)
+    if cfg.canonicalise == "none":
+        return net
+    return Canonicalised(net, "sin" if cfg.canonicalise == "pca" else "learned")
+
+
 def lr_for_epoch(cfg: ProtocolConfig, epoch: int) -> float:
     """Learning rate of 0-based ``epoch``."""
     if cfg.schedule == "constant":
@@ -75,7 +96,7 @@ def augment(cfg: ProtocolConfig, points: torch.Tensor, generator: torch.Generato
 
 
 @torch.no_grad()
-def test_net(net: Backbone, test: PointCloudSet, batch_size: int, device: torch.device) -> tuple[float, float, list[float]]:
+def test_net(net: torch.nn.Module, test: PointCloudSet, batch_size: int, device: torch.device) -> tuple[float, float, list[float]]:
     """(OA, mAcc, per-class accuracy), in percent, of ``net`` in eval mode on ``test``."""
     net.eval()
     preds = []
@@ -105,7 +126,7 @@ def train_and_test(
     """Train one evaluation net with ``seed`` under protocol ``cfg`` and test it."""
     start = time.perf_counter()
     torch.manual_seed(seed)  # initialisation and dropout masks
-    net = build_backbone(cfg.backbone, num_classes, cfg.backbone_config).to(device)
+    net = build_evaluation_net(cfg, num_classes).to(device)
     data_gen = torch.Generator().manual_seed(seed)
     aug_gen = torch.Generator().manual_seed(seed + 7_919)
     points, labels = train_points.to(device), train_labels.to(device)

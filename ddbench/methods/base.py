@@ -68,6 +68,8 @@ class Method(Component):
     needs: ClassVar[frozenset[str]] = frozenset()
     #: whether the distillation backbone affects the result (False: the grid does not expand that axis)
     uses_backbone: ClassVar[bool] = False
+    #: the backbone the method's paper distils with (used when an experiment names none)
+    default_backbone: ClassVar[str] = "pointnet"
     #: whether the method is defined per PPC (False: one set per dataset, like ``whole``)
     uses_ppc: ClassVar[bool] = True
     #: name of the Config field that ``--iterations`` overrides (None: the method has no iterations)
@@ -78,6 +80,12 @@ class Method(Component):
 
     def distill(self, ctx: DistillContext) -> SyntheticSet:
         raise NotImplementedError
+
+    @classmethod
+    def storage_floats(cls, config: ComponentConfig, ppc: int, num_classes: int, points: int, dataset: str = "") -> int:
+        """Floats the synthetic set of ``ppc`` clouds per class will store (checked against the artifact's own
+        count by the tests). Default: the clouds' coordinates."""
+        return ppc * num_classes * points * 3
 
 
 def check_ppc(train: PointCloudSet, ppc: int, method: str) -> None:

@@ -63,6 +63,34 @@ def dc_loops(cfg: DCConfig, ppc: int) -> tuple[int, int]:
     return cfg.outer_loop or outer, cfg.inner_loop if cfg.inner_loop is not None else inner
 
 
+def gradient_matching_loss(net, points: torch.Tensor, labels: torch.Tensor, reals: list[torch.Tensor]) -> torch.Tensor:
+    """Sum over classes of the layer-wise distance between the parameter gradients of the cross-entropy on the
+    real batch ``reals[k]`` (detached) and on the synthetic clouds of class k. Differentiable in ``points``
+    through a double backward: the synthetic gradients stay in the autograd graph."""
+    params = [p for p in net.parameters() if p.requires_grad]
+    loss = None
+    for k, real in enumerate(reals):
+        y_real = torch.full((len(real),), k, device=real.device)
+        g_real = [g.detach() for g in torch.autograd.grad(F.cross_entropy(net(real).logits, y_real), params)]
+        syn = points[labels == k]
+        y_syn = torch.full((len(syn),), k, device=syn.device)
+        g_syn = torch.autograd.grad(F.cross_entropy(net(syn).logits, y_syn), params, create_graph=True)
+        term = gradient_distance(g_real, g_syn)
+        loss = term if loss is None else loss + term
+    return loss
+
+
+def train_inner(net, points: torch.Tensor, labels: torch.Tensor, epochs: int, batch: int, opt,
+                gen: torch.Generator) -> None:
+    """DC's inner loop: ``epochs`` epochs of training the network on the (detached) synthetic set."""
+    net.train()
+    for _ in range(epochs):
+        for idx in epoch_batches(len(points), batch, gen):
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(net(points[idx]).logits, labels[idx]).backward()
+            opt.step()
+
+
 class DCMethod(IterativeMethod):
     """DC: match the per-class parameter gradients of real and synthetic clouds (layer-wise cosine)."""
 
@@ -79,20 +107,7 @@ class DCMethod(IterativeMethod):
         return {"points": pts, "labels": labels, "opt": opt, "outer": outer, "inner": inner}
 
     def matching_loss(self, ctx: DistillContext, state: dict[str, Any], net, reals: list[torch.Tensor]) -> torch.Tensor:
-        """Sum over classes of the layer-wise gradient distance under ``net``; differentiable in the points
-        through a double backward (the synthetic gradients are kept in the graph)."""
-        params = [p for p in net.parameters() if p.requires_grad]
-        labels, loss = state["labels"], None
-        for k, real in enumerate(reals):
-            y_real = torch.full((len(real),), k, device=ctx.device)
-            g_real = torch.autograd.grad(F.cross_entropy(net(real).logits, y_real), params)
-            g_real = [g.detach() for g in g_real]
-            syn = state["points"][labels == k]
-            y_syn = torch.full((len(syn),), k, device=ctx.device)
-            g_syn = torch.autograd.grad(F.cross_entropy(net(syn).logits, y_syn), params, create_graph=True)
-            term = gradient_distance(g_real, g_syn)
-            loss = term if loss is None else loss + term
-        return loss
+        return gradient_matching_loss(net, state["points"], state["labels"], reals)
 
     def iteration(self, ctx: DistillContext, state: dict[str, Any], gen: torch.Generator, it: int) -> float:
         cfg = self.config
@@ -109,13 +124,7 @@ class DCMethod(IterativeMethod):
             self.check_finite([state["points"]], it, self.name, "lr_points")
             if outer == state["outer"] - 1:
                 break
-            syn, labels = state["points"].detach(), state["labels"]
-            net.train()
-            for _ in range(state["inner"]):
-                for idx in epoch_batches(len(syn), cfg.inner_batch, gen):
-                    opt_net.zero_grad(set_to_none=True)
-                    F.cross_entropy(net(syn[idx]).logits, labels[idx]).backward()
-                    opt_net.step()
+            train_inner(net, state["points"].detach(), state["labels"], state["inner"], cfg.inner_batch, opt_net, gen)
         return total / state["outer"]
 
     def materialise(self, ctx: DistillContext, state: dict[str, Any]) -> SyntheticSet:

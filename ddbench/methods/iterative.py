@@ -48,6 +48,10 @@ class IterativeMethod(Method):
     Config: ClassVar[type[IterativeConfig]] = IterativeConfig
 
     # -- to implement -----------------------------------------------------------------------------------------
+    def initialise(self, ctx: DistillContext) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+        """(initial clouds, labels, record); by default the ``init`` coreset rule at the cell's PPC."""
+        return initial_clouds(ctx, self.config.init, self.config.init_config or None)
+
     def setup(self, ctx: DistillContext, points: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -86,35 +90,41 @@ class IterativeMethod(Method):
     # -- checkpoints ------------------------------------------------------------------------------------------
     @staticmethod
     def _state_payload(state: dict[str, Any]) -> dict[str, Any]:
-        """Tensors, lists of tensors and optimiser states of ``state``, detached, for saving."""
+        """What a checkpoint keeps of ``state``: tensors (copied), and the ``state_dict()`` of anything that has
+        one (optimisers, modules, lr schedulers), also inside lists. Plain values are rebuilt by ``setup``."""
+
+        def save(value):
+            if isinstance(value, torch.Tensor):
+                return value.detach().cpu().clone()
+            if hasattr(value, "state_dict") and hasattr(value, "load_state_dict"):
+                return value.state_dict()
+            return None
+
         out: dict[str, Any] = {}
         for key, value in state.items():
-            if isinstance(value, torch.optim.Optimizer):
-                out[key] = value.state_dict()
-            elif isinstance(value, torch.Tensor):
-                out[key] = value.detach().cpu().clone()
-            elif isinstance(value, list) and value and isinstance(value[0], torch.optim.Optimizer):
-                out[key] = [o.state_dict() for o in value]
-            elif isinstance(value, list) and value and isinstance(value[0], torch.Tensor):
-                out[key] = [v.detach().cpu().clone() for v in value]
+            if isinstance(value, list) and value:
+                saved = [save(v) for v in value]
+                if all(v is not None for v in saved):
+                    out[key] = saved
+            elif (saved := save(value)) is not None:
+                out[key] = saved
         return out
 
     @staticmethod
     def _restore_state(state: dict[str, Any], saved: dict[str, Any]) -> None:
-        for key, value in saved.items():
-            target = state[key]
-            if isinstance(target, torch.optim.Optimizer):
-                target.load_state_dict(value)
-            elif isinstance(target, torch.Tensor):
+        def restore(target, value):
+            if isinstance(target, torch.Tensor):
                 with torch.no_grad():
                     target.copy_(value)
             else:
-                for t, v in zip(target, value, strict=True):
-                    if isinstance(t, torch.optim.Optimizer):
-                        t.load_state_dict(v)
-                    else:
-                        with torch.no_grad():
-                            t.copy_(v)
+                target.load_state_dict(value)
+
+        for key, value in saved.items():
+            if isinstance(state[key], list):
+                for t, v in zip(state[key], value, strict=True):
+                    restore(t, v)
+            else:
+                restore(state[key], value)
 
     def _save_checkpoint(self, ctx, state, gen, it, curve, init_record, elapsed) -> None:
         from ddbench.io import atomic_path
@@ -144,7 +154,7 @@ class IterativeMethod(Method):
         """Run the iterations; with ``ctx.checkpoint_path`` the state is saved every ``ctx.checkpoint_every``
         iterations and an interrupted distillation resumes from its last checkpoint (same result)."""
         cfg = self.config
-        points, labels, init_record = initial_clouds(ctx, cfg.init, cfg.init_config or None)
+        points, labels, init_record = self.initialise(ctx)
         state = self.setup(ctx, points.to(ctx.device), labels.to(ctx.device))
         gen = torch.Generator().manual_seed(ctx.seed)
         curve: list[list[float]] = []

@@ -70,6 +70,10 @@ class SADMMethod(IterativeMethod):
     Config = SADMConfig
     needs = frozenset({"point_features"})
 
+    @classmethod
+    def storage_floats(cls, config, ppc, num_classes, points, dataset=""):
+        return ppc * num_classes * (points * 3 + 3)  # coordinates and three angles per cloud
+
     def setup(self, ctx: DistillContext, points: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
         cfg = self.config
         pts = points.clone().requires_grad_(cfg.learn_points)

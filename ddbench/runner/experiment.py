@@ -37,8 +37,14 @@ class ExperimentConfig(BaseModel):
     datasets: list[str] = Field(default_factory=lambda: ["shapes"], description="dataset names or 'all'")
     methods: list[str] = Field(default_factory=lambda: ["random"], description="method names")
     ppc: list[int] = Field(default_factory=lambda: [1], description="synthetic clouds per class")
+    budget_bytes: list[int] | None = Field(
+        None, description="compare at equal storage instead of equal PPC: bytes per class; each method gets the "
+        "largest PPC whose synthetic set fits (replaces the PPC axis)"
+    )
     seeds: list[int] = Field(default_factory=lambda: [0], description="draw seeds (one synthetic set each)")
-    distill_backbones: list[str] = Field(default_factory=lambda: ["pointnet"])
+    distill_backbones: list[str] | None = Field(
+        None, description="backbones the methods distil with (default: each method's own, e.g. pointnet_in for dd3d)"
+    )
     eval_backbones: list[str] | None = Field(None, description="default: the protocol's network")
     protocol: str = "sadm"
     eval_nets: int | None = Field(None, gt=0, description="override the protocol's number of nets")

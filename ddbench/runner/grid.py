@@ -23,11 +23,13 @@ from ddbench.runner.experiment import ExperimentConfig
 log = logging.getLogger(__name__)
 
 #: spec fields added after the first release, with the default that keeps them out of the id hash
-OPTIONAL_FIELDS: dict[str, Any] = {"eval_iterations": []}
+OPTIONAL_FIELDS: dict[str, Any] = {"eval_iterations": [], "budget_bytes": None}
 #: component-config options added after the first release: at these defaults they stay out of the id hash,
 #: so that cells run before the option existed keep their ids (and resume instead of running again)
 OPTIONAL_CONFIG_FIELDS: dict[str, dict[str, Any]] = {
-    "dataset_config": {"source": "auto", "surface_points": 10000, "sampling_seed": 0},
+    "dataset_config": {"source": "auto", "surface_points": 10000, "sampling_seed": 0, "rotation": "aligned",
+                       "rotation_seed": 0, "canonical": "none"},
+    "protocol_config": {"canonicalise": "none"},
 }
 
 
@@ -55,6 +57,8 @@ class CellSpec(BaseModel):
     deviations: list[dict[str, Any]]
     #: intermediate iterations at which an iterative method's synthetic set is also evaluated
     eval_iterations: list[int] = []
+    #: the storage budget (bytes per class) this cell's PPC was chosen for, when comparing at equal storage
+    budget_bytes: int | None = None
 
     def _hash_payload(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Fields added after the first release enter the hash only when set, so existing ids stay valid."""
@@ -171,6 +175,26 @@ def snapshot_iterations(exp: ExperimentConfig, method_cls, method_cfg) -> list[i
     return sorted({i for i in exp.eval_iterations if i < total})
 
 
+def ppc_for_budget(method_cls, config, budget_bytes: int, num_classes: int, points: int, dataset: str,
+                   limit: int = 100_000) -> int | None:
+    """The largest PPC whose synthetic set stores at most ``budget_bytes`` per class (None if PPC 1 does not fit).
+    Storage grows with PPC, so an exponential then binary search finds it."""
+
+    def fits(ppc: int) -> bool:
+        floats = method_cls.storage_floats(config, ppc, num_classes, points, dataset)
+        return floats * 4 / num_classes <= budget_bytes
+
+    if not fits(1):
+        return None
+    lo, hi = 1, 2
+    while hi <= limit and fits(hi):
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
+
+
 def expand_grid(exp: ExperimentConfig, reg: Registries, data_root=None, cache_dir=None) -> list[CellSpec]:
     """All cells of ``exp``, validated. Raises a one-line :class:`DDBenchError` on any bad name or config."""
     for section, kind in (("method_config", "method"), ("dataset_config", "dataset"),
@@ -195,7 +219,7 @@ def expand_grid(exp: ExperimentConfig, reg: Registries, data_root=None, cache_di
                            "kind": "test-selection"})
 
     eval_backbones = exp.eval_backbones or [proto_cfg.backbone]
-    for name in eval_backbones + exp.distill_backbones:
+    for name in eval_backbones + (exp.distill_backbones or []):
         reg.backbone.get(name)
     datasets = resolve_datasets(exp, reg, data_root, cache_dir)
     methods = resolve_methods(exp, reg)
@@ -220,12 +244,23 @@ def expand_grid(exp: ExperimentConfig, reg: Registries, data_root=None, cache_di
                                        skip={m_info.cls.iterations_field} if exp.iterations else set())
             devs += _config_deviations("dataset", ds_name, ds_cfg)
             devs += proto_devs
-            ppcs = exp.ppc if m_info.cls.uses_ppc else [None]
-            dbbs = exp.distill_backbones if m_info.cls.uses_backbone else [None]
+            ppcs: list[tuple[int | None, int | None]] = [(p, None) for p in exp.ppc] if m_info.cls.uses_ppc else [(None, None)]
+            if exp.budget_bytes and m_info.cls.uses_ppc:
+                ds = ds_info.cls(ds_cfg, data_root, cache_dir)
+                k, points = len(ds.class_names()), getattr(ds_cfg, "points", 1024)
+                ppcs = []
+                for budget in exp.budget_bytes:
+                    ppc = ppc_for_budget(m_info.cls, m_cfg, budget, k, points, ds_name)
+                    if ppc is None:
+                        log.warning("%s does not fit %d bytes per class on %s even at PPC 1; skipped", m_name,
+                                    budget, ds_name)
+                    else:
+                        ppcs.append((ppc, budget))
+            dbbs = (exp.distill_backbones or [m_info.cls.default_backbone]) if m_info.cls.uses_backbone else [None]
             for dbb in dbbs:
                 if dbb is not None:
                     check_provides(reg.backbone.get(dbb).cls, m_info.cls.needs, m_name)
-            for ppc in ppcs:
+            for ppc, budget in ppcs:
                 for seed in exp.seeds:
                     for dbb in dbbs:
                         for ebb in eval_backbones:
@@ -245,6 +280,7 @@ def expand_grid(exp: ExperimentConfig, reg: Registries, data_root=None, cache_di
                                                  "backbone_config": ebb_cfg},
                                 deviations=devs,
                                 eval_iterations=snapshot_iterations(exp, m_info.cls, m_cfg),
+                                budget_bytes=budget,
                             ))
     if not cells:
         raise ConfigError("the grid is empty; give at least one dataset, method, PPC and seed")

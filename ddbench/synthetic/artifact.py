@@ -115,7 +115,8 @@ def save_artifact(path: str | Path, synth: SyntheticSet, record: dict[str, Any])
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "kind": "points",
+        # "generator": the set is a generator (stored in extras) that can be materialised at any resolution
+        "kind": "generator" if "generator" in synth.info else "points",
         **record,
         "class_names": list(synth.class_names),
         "shapes": {

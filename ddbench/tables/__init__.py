@@ -6,7 +6,8 @@ __all__ = ["aggregate", "make_tables", "read_cells", "tidy_frame"]
 
 
 def make_tables(results_dir, fmt="markdown", metric="oa", std="nets", decimals=1, published=None,
-                datasets=None, methods=None, iteration=None, layout="methods", ppc=None) -> str:
+                datasets=None, methods=None, iteration=None, layout="methods", ppc=None, by="ppc",
+                storage=False) -> str:
     """Render every like-with-like table found under ``results_dir`` in ``fmt`` and ``layout``."""
     from ddbench.errors import DDBenchError
     from ddbench.tables.layouts import (
@@ -17,6 +18,8 @@ def make_tables(results_dir, fmt="markdown", metric="oa", std="nets", decimals=1
 
     if layout not in LAYOUTS:
         raise DDBenchError(f"unknown table layout {layout!r}; use one of {', '.join(LAYOUTS)}")
+    if by not in ("ppc", "budget"):
+        raise DDBenchError(f"--by must be ppc or budget, got {by!r}")
     cells, _ = read_cells(results_dir)
     tidy = tidy_frame(cells)
     if datasets:
@@ -36,9 +39,11 @@ def make_tables(results_dir, fmt="markdown", metric="oa", std="nets", decimals=1
             f"no finished cells under {results_dir} ({len(cells)} cell files, {failed} failed); "
             "run `ddbench run` first or check the failures with `ddbench status`"
         )
+    if by == "budget" and agg["budget_bytes"].isna().all():
+        raise DDBenchError("no cell was run at a storage budget; run with --budget-bytes first")
     pub = load_published(None if published == "all" else published) if published else None
     groups, build = (table_groups, build_table) if layout == "methods" else (backbone_table_groups, build_backbone_table)
-    parts = [render(build({**spec, "iteration": iteration}, sub, std, decimals, metric, pub), fmt, decimals)
+    parts = [render(build({**spec, "iteration": iteration}, sub, std, decimals, metric, pub, by, storage), fmt, decimals)
              for spec, sub in groups(agg)]
     if not parts:
         raise DDBenchError(f"nothing to show in the {layout} layout (it needs methods with a PPC)")

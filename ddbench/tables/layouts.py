@@ -22,16 +22,26 @@ from ddbench.errors import DDBenchError
 from ddbench.tables.render import Row, Table, rank_values
 
 METHOD_ORDER = ["random", "herding", "kcenter", "dc", "pcc", "dm", "sadm", "dd3d", "3ddp"]
-DATASET_ORDER = ["modelnet10", "modelnet40", "shapenet55", "scanobjectnn", "omniobject3d", "shapes"]
+DATASET_ORDER = ["modelnet10", "modelnet40", "modelnet40_rotated", "modelnet40_rotated_pca", "shapenet55",
+                 "scanobjectnn", "omniobject3d", "shapes"]
 BACKBONE_ORDER = ["pointnet", "pointnet_in", "pointnet2_ssg", "pointnet2_msg", "dgcnn", "pointconv",
                   "point_transformer", "pct", "pointmlp"]
 MARKS = ["†", "‡", "§", "¶", "‖", "#"]
 #: names in the published-results file that differ from ddbench's
-PUBLISHED_ALIASES = {"backbone": {"pointnet2": "pointnet2_msg"}, "method": {"ddp3d": "3ddp"}}
+PUBLISHED_ALIASES = {
+    "backbone": {"pointnet2": "pointnet2_msg"},
+    "method": {"ddp3d": "3ddp"},
+    "dataset": {"modelnet40_aligned": "modelnet40", "scanobjectnn_aligned": "scanobjectnn"},
+}
+SETTING_LABELS = {"_rotated_pca": "rotated, PCA", "_rotated": "rotated", "_pca": "PCA"}
 LAYOUTS = ("methods", "backbones")
 
 
 def display_name(kind: str, name: str) -> str:
+    if kind == "dataset":
+        for suffix, label in SETTING_LABELS.items():
+            if name.endswith(suffix):
+                return f"{display_name('dataset', name[: -len(suffix)])} ({label})"
     try:
         from ddbench.plugins import get_registries
 
@@ -113,31 +123,51 @@ def table_groups(agg: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:
     return _split_by_distill_backbone(agg, ["protocol", "protocol_version", "eval_backbone", "selection"])
 
 
+def _kb(n: float) -> str:
+    return f"{n / 1024:.1f} KB"
+
+
 def build_table(spec: dict, agg: pd.DataFrame, std: str = "nets", decimals: int = 1, metric: str = "oa",
-                published: pd.DataFrame | None = None) -> Table:
+                published: pd.DataFrame | None = None, by: str = "ppc", storage: bool = False) -> Table:
+    """Rows = methods; columns = dataset x PPC (``by="ppc"``) or dataset x storage budget (``by="budget"``, each
+    cell noting the PPC the method got). ``storage`` notes every cell's stored bytes and clouds per class."""
     std_col = {"nets": "std_nets", "draws": "std_draws"}[std]
+    axis = {"ppc": "ppc", "budget": "budget_bytes"}[by]
     non_whole = agg[agg["method"] != "whole"]
+    if by == "budget":
+        non_whole = non_whole[non_whole["budget_bytes"].notna()]
     datasets = _order(agg["dataset"], DATASET_ORDER)
-    columns = [(d, p) for d in datasets for p in sorted(non_whole[non_whole["dataset"] == d]["ppc"].dropna().unique())]
+    columns = [(d, p) for d in datasets for p in sorted(non_whole[non_whole["dataset"] == d][axis].dropna().unique())]
     symbols = _deviation_symbols(agg)
     rows: list[Row] = []
     for method in _order(non_whole["method"], METHOD_ORDER):
         for (budget, confdev), g in non_whole[non_whole["method"] == method].groupby(["budget", "config_deviation"]):
             row = Row(display_name("method", method), method, "measured", [symbols[x] for x in (budget, confdev) if x])
-            row.values = {(r["dataset"], r["ppc"]): (r["mean"], r[std_col]) for _, r in g.iterrows()}
+            for _, r in g.iterrows():
+                if pd.isna(r[axis]):
+                    continue
+                col = (r["dataset"], r[axis])
+                row.values[col] = (r["mean"], r[std_col])
+                notes = [f"PPC {int(r['ppc'])}"] if by == "budget" else []
+                if storage and not pd.isna(r.get("storage_bytes_per_class")):
+                    notes.append(f"{_kb(r['storage_bytes_per_class'])}, {r['effective_clouds_per_class']:g} cl")
+                if notes:
+                    row.notes[col] = "; ".join(notes)
             rows.append(row)
     for (budget, confdev), g in agg[agg["method"] == "whole"].groupby(["budget", "config_deviation"]):
         row = Row(display_name("method", "whole"), "whole", "reference", [symbols[x] for x in (budget, confdev) if x])
         row.span = {r["dataset"]: (r["mean"], r[std_col]) for _, r in g.iterrows()}
         rows.append(row)
-    if published is not None and metric == "oa":
+    if published is not None and metric == "oa" and by == "ppc":
         rows += _published_method_rows(published, rows, columns, spec)
-    table = Table(
-        title="", columns=columns, rows=rows, notes=[], key_name="method", corner=("Method", "PPC"),
-        group_labels={d: display_name("dataset", d) for d in datasets},
-        sub_labels={p: str(int(p)) for _, p in columns}, sub_prefix="PPC ",
-        csv_subs={p: f"ppc{int(p)}" for _, p in columns},
-    )
+    if by == "budget":
+        labels = dict(corner=("Method", "bytes/class"), sub_labels={b: _kb(b) for _, b in columns}, sub_prefix="",
+                      csv_subs={b: f"budget{int(b)}" for _, b in columns})
+    else:
+        labels = dict(corner=("Method", "PPC"), sub_labels={p: str(int(p)) for _, p in columns}, sub_prefix="PPC ",
+                      csv_subs={p: f"ppc{int(p)}" for _, p in columns})
+    table = Table(title="", columns=columns, rows=rows, notes=[], key_name="method",
+                  group_labels={d: display_name("dataset", d) for d in datasets}, **labels)
     for col in columns:
         measured = {i: r.values[col][0] for i, r in enumerate(rows) if r.kind == "measured" and col in r.values}
         if measured:
@@ -145,6 +175,8 @@ def build_table(spec: dict, agg: pd.DataFrame, std: str = "nets", decimals: int 
     with_published = any(r.kind == "published" for r in rows)
     table.title, table.notes = _caption(spec, agg, std, metric, symbols, with_published,
                                         f"evaluation network {spec['eval_backbone']}")
+    if by == "budget":
+        table.title += " Columns: equal storage per class; each method at the largest PPC that fits (noted)."
     return table
 
 
@@ -177,7 +209,7 @@ def backbone_table_groups(agg: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:
 
 
 def build_backbone_table(spec: dict, agg: pd.DataFrame, std: str = "nets", decimals: int = 1, metric: str = "oa",
-                         published: pd.DataFrame | None = None) -> Table:
+                         published: pd.DataFrame | None = None, by: str = "ppc", storage: bool = False) -> Table:
     std_col = {"nets": "std_nets", "draws": "std_draws"}[std]
     datasets = _order(agg["dataset"], DATASET_ORDER)
     columns = [(d, m) for d in datasets for m in _order(agg[agg["dataset"] == d]["method"], METHOD_ORDER)]

@@ -32,6 +32,8 @@ class Row:
     values: dict[Column, Value] = field(default_factory=dict)
     #: one value per column group (e.g. the whole-dataset accuracy spanning every PPC of a dataset)
     span: dict[str, Value] | None = None
+    #: a short note shown beside a value (the PPC chosen for a storage budget, the storage per class)
+    notes: dict[Column, str] = field(default_factory=dict)
 
     def value(self, col: Column) -> Value | None:
         return self.span.get(col[0]) if self.span is not None else self.values.get(col)
@@ -95,6 +97,8 @@ def render_markdown(table: Table, decimals: int = 1) -> str:
             text = f"**{text}**" if rank == 1 else f"<u>{text}</u>" if rank == 2 else text
             if row.kind == "published" and text:
                 text = f"*{text}*"
+            if col in row.notes:
+                text += f" ({row.notes[col]})"
             cells.append(text)
         lines.append("| " + " | ".join([_label(row)] + cells) + " |")
     return "\n".join([table.title, "", *lines, "", *table.notes]) + "\n"
@@ -155,6 +159,8 @@ def render_latex(table: Table, decimals: int = 1) -> str:
                     text = rf"\underline{{{text}}}"
                 elif row.kind == "published" and value is not None:
                     text = rf"\textit{{{text}}}"
+                if col in row.notes:
+                    text += rf"\,{{\scriptsize ({tex_escape(row.notes[col])})}}"
                 cells.append(text)
         out.append(" & ".join(cells) + r" \\")
     out += [r"\bottomrule", r"\end{tabular}"]
@@ -175,6 +181,8 @@ def render_csv(table: Table, decimals: int = 1) -> str:
             name = f"{col[0]}_{table.csv_subs.get(col[1], col[1])}"
             rec[f"{name}_mean"] = round(value[0], 4) if value else None
             rec[f"{name}_std"] = round(value[1], 4) if value and not pd.isna(value[1]) else None
+            if row.notes:
+                rec[f"{name}_note"] = row.notes.get(col)
         records.append(rec)
     buf = io.StringIO()
     pd.DataFrame(records).to_csv(buf, index=False)

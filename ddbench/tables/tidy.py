@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ddbench.data.base import setting_suffix
 from ddbench.errors import DDBenchError
 
 log = logging.getLogger(__name__)
@@ -19,8 +20,15 @@ log = logging.getLogger(__name__)
 #: the columns that identify one aggregated number
 GROUP_KEYS = [
     "protocol", "protocol_version", "dataset", "method", "ppc", "distill_backbone", "eval_backbone",
-    "selection", "budget", "config_deviation", "iteration", "final",
+    "selection", "budget", "config_deviation", "iteration", "final", "budget_bytes",
 ]
+
+
+class _Setting:
+    """The setting fields of a recorded dataset config (absent in cells made before they existed: aligned)."""
+
+    def __init__(self, rotation: str = "aligned", canonical: str = "none", **_ignored):
+        self.rotation, self.canonical = rotation, canonical
 
 
 def read_cells(results_dir: str | Path) -> tuple[list[dict], list[str]]:
@@ -61,7 +69,8 @@ def tidy_frame(cells: list[dict]) -> pd.DataFrame:
             "cell_id": c["cell_id"],
             "protocol": c["protocol"],
             "protocol_version": str(c["protocol_version"]),
-            "dataset": c["dataset"],
+            # the served setting is part of what a column means: modelnet40 vs modelnet40_rotated(_pca)
+            "dataset": c["dataset"] + setting_suffix(_Setting(**c.get("spec", {}).get("dataset_config", {}))),
             "method": c["method"],
             "ppc": c["ppc"] if c["ppc"] is not None else np.nan,
             "seed": c["seed"],
@@ -73,6 +82,9 @@ def tidy_frame(cells: list[dict]) -> pd.DataFrame:
             "ddof": res.get("ddof", 0),
             "storage_floats": storage.get("floats"),
             "storage_bytes": storage.get("bytes"),
+            "storage_bytes_per_class": storage.get("bytes_per_class"),
+            "effective_clouds_per_class": storage.get("effective_clouds_per_class"),
+            "budget_bytes": c.get("spec", {}).get("budget_bytes") or np.nan,
             "distill_seconds": c.get("timing", {}).get("distill_seconds"),
             "eval_seconds": c.get("timing", {}).get("eval_seconds"),
             "peak_rss_bytes": c.get("memory", {}).get("peak_rss_bytes"),
@@ -90,7 +102,8 @@ def tidy_frame(cells: list[dict]) -> pd.DataFrame:
                              "net": i, "net_seed": net["seed"], "oa": net["oa"], "macc": net["macc"],
                              "selected_epoch": net.get("selected_epoch"), "epochs": net.get("epochs")})
     columns = ["cell_id", *GROUP_KEYS, "seed", "net", "net_seed", "oa", "macc", "selected_epoch", "epochs",
-               "ddof", "storage_floats", "storage_bytes", "distill_seconds", "eval_seconds", "peak_rss_bytes",
+               "ddof", "storage_floats", "storage_bytes", "storage_bytes_per_class", "effective_clouds_per_class",
+               "distill_seconds", "eval_seconds", "peak_rss_bytes",
                "device", "device_name", "engine", "ddbench_version", "torch_version"]
     return pd.DataFrame(rows, columns=columns)
 
@@ -120,6 +133,7 @@ def aggregate(tidy: pd.DataFrame, metric: str = "oa", ddof: int | None = None) -
     frame = tidy.copy()
     frame["ppc"] = frame["ppc"].fillna(-1)
     frame["iteration"] = frame["iteration"].fillna(-1)
+    frame["budget_bytes"] = frame["budget_bytes"].fillna(-1)
     out = []
     for group, g in frame.groupby(keys, dropna=False, sort=False):
         dd = int(g["ddof"].iloc[0]) if ddof is None else ddof
@@ -135,10 +149,13 @@ def aggregate(tidy: pd.DataFrame, metric: str = "oa", ddof: int | None = None) -
             n_nets=int(len(g)),
             ddof=dd,
             storage_bytes=g["storage_bytes"].iloc[0],
+            storage_bytes_per_class=g["storage_bytes_per_class"].iloc[0],
+            effective_clouds_per_class=g["effective_clouds_per_class"].iloc[0],
             seeds=",".join(str(s) for s in sorted(draw_means.index)),
         )
         out.append(row)
     agg = pd.DataFrame(out)
     agg["ppc"] = agg["ppc"].replace(-1, np.nan)
     agg["iteration"] = agg["iteration"].replace(-1, np.nan)
+    agg["budget_bytes"] = agg["budget_bytes"].replace(-1, np.nan)
     return agg
