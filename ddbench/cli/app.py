@@ -146,6 +146,8 @@ def run(
     eval_iterations: Annotated[Optional[str], typer.Option(help="Also evaluate iterative methods at these iterations, e.g. 0,250,500.")] = None,
     selection: Annotated[Optional[str], typer.Option(help="final (default) or best_test (test-set selection, labelled).")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
+    eval_engine: Annotated[Optional[str], typer.Option(help="auto, sequential or ensemble: evaluation nets one after another or batched (same results; recorded).")] = None,
+    ensemble_size: Annotated[Optional[int], typer.Option(help="Most evaluation nets trained at once by the ensemble engine.")] = None,
     results: Annotated[Optional[str], typer.Option(help="Results directory (default results/runs).")] = None,
     data_root: Annotated[Optional[str], typer.Option(help="Data root (default $DDBENCH_DATA).")] = None,
     cache_dir: Annotated[Optional[str], typer.Option(help="Prepared-data cache (default $DDBENCH_CACHE).")] = None,
@@ -168,6 +170,7 @@ def run(
         "seeds": split_ints(seeds, "--seeds"), "distill_backbones": split_names(distill_backbones),
         "eval_backbones": split_names(eval_backbones), "protocol": protocol, "eval_nets": eval_nets,
         "epochs": epochs, "iterations": iterations, "selection": selection, "device": device,
+        "eval_engine": eval_engine, "ensemble_size": ensemble_size,
         "eval_iterations": split_ints(eval_iterations, "--eval-iterations"),
         "results": results, "data_root": data_root, "cache_dir": cache_dir, "executor": executor,
         "overwrite": overwrite or None, **parse_set_options(set_),
@@ -405,6 +408,8 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Draw seed for the net seeds (default: the artifact's).")] = -1,
     points: Annotated[Optional[int], typer.Option(help="Evaluate at this resolution: a generator is sampled at it, a stored set reduced to it by FPS.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    eval_engine: Annotated[str, typer.Option(help="auto, sequential or ensemble (same results; recorded).")] = "auto",
+    ensemble_size: Annotated[Optional[int], typer.Option(help="Most nets trained at once by the ensemble engine.")] = None,
     data_root: Annotated[Optional[str], typer.Option(help="Data root.")] = None,
     cache_dir: Annotated[Optional[str], typer.Option(help="Cache directory.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the result JSON here.")] = None,
@@ -438,7 +443,8 @@ def evaluate(
     test = ds.load("test")
     dev = resolve_device(device)
     draw = manifest.get("seed", 0) if seed < 0 else seed
-    result = evaluate_synthetic(synth, test, p_cfg, p_cfg.net_seeds(draw), dev)
+    result = evaluate_synthetic(synth, test, p_cfg, p_cfg.net_seeds(draw), dev, engine=eval_engine,
+                                ensemble_size=ensemble_size)
     out.print(
         f"{manifest.get('method')} on {dataset} (PPC {manifest.get('ppc')}, {synth.points.shape[1]} points), "
         f"protocol {protocol}: "
@@ -457,6 +463,9 @@ def evaluate(
 
 
 def main() -> None:
+    from ddbench.cli.allocator import arrange_allocator
+
+    arrange_allocator(sys.argv[1:])
     try:
         app()
     except DDBenchError as err:

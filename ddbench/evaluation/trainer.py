@@ -75,6 +75,18 @@ def make_optimizer(cfg: ProtocolConfig, params, lr: float) -> torch.optim.Optimi
     return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
 
 
+def schedule_step(cfg: ProtocolConfig, opt: torch.optim.Optimizer, net: torch.nn.Module, epoch: int, lr: float):
+    """The optimiser and lr for 0-based ``epoch``: a step re-creates the optimiser when the protocol says so."""
+    new_lr = lr_for_epoch(cfg, epoch)
+    if new_lr != lr:
+        if cfg.schedule == "step" and cfg.recreate_optimizer_at_step:
+            opt = make_optimizer(cfg, net.parameters(), new_lr)
+        else:
+            for group in opt.param_groups:
+                group["lr"] = new_lr
+    return opt, new_lr
+
+
 def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
     """Shuffled mini-batch indices. A final batch of one cloud is merged into the previous batch, because
     BatchNorm cannot normalise a single sample in train mode."""
@@ -84,6 +96,13 @@ def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[t
         last = batches.pop()
         batches[-1] = torch.cat([batches[-1], last])
     return batches
+
+
+def diverged(cfg: ProtocolConfig, seed: int, epoch: int) -> TrainingDivergedError:
+    return TrainingDivergedError(
+        f"evaluation net (seed {seed}) got a non-finite loss at epoch {epoch + 1}; lower the "
+        f"protocol lr ({cfg.lr}) or check the synthetic set for extreme coordinates"
+    )
 
 
 def augment(cfg: ProtocolConfig, points: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -103,7 +122,11 @@ def test_net(net: torch.nn.Module, test: PointCloudSet, batch_size: int, device:
     for lo in range(0, len(test), batch_size):
         batch = test.points[lo : lo + batch_size].to(device)
         preds.append(net(batch).logits.argmax(-1).cpu())
-    pred = torch.cat(preds)
+    return accuracies(torch.cat(preds), test)
+
+
+def accuracies(pred: torch.Tensor, test: PointCloudSet) -> tuple[float, float, list[float]]:
+    """(OA, mAcc, per-class accuracy), in percent, of predicted labels ``pred`` on ``test``."""
     correct = (pred == test.labels).float()
     per_class = []
     for k in range(test.num_classes):
@@ -122,8 +145,10 @@ def train_and_test(
     device: torch.device,
     num_classes: int,
     progress: Progress | None = None,
-) -> NetResult:
-    """Train one evaluation net with ``seed`` under protocol ``cfg`` and test it."""
+    return_net: bool = False,
+):
+    """Train one evaluation net with ``seed`` under protocol ``cfg`` and test it; return its
+    :class:`NetResult` (and the trained net if ``return_net``)."""
     start = time.perf_counter()
     torch.manual_seed(seed)  # initialisation and dropout masks
     net = build_evaluation_net(cfg, num_classes).to(device)
@@ -136,24 +161,14 @@ def train_and_test(
     curve: list[float] = []
     best = (-1.0, 0.0, [], 0)
     for epoch in range(cfg.epochs):
-        new_lr = lr_for_epoch(cfg, epoch)
-        if new_lr != lr:
-            if cfg.schedule == "step" and cfg.recreate_optimizer_at_step:
-                opt = make_optimizer(cfg, net.parameters(), new_lr)
-            else:
-                for group in opt.param_groups:
-                    group["lr"] = new_lr
-            lr = new_lr
+        opt, lr = schedule_step(cfg, opt, net, epoch, lr)
         net.train()
         total, count = 0.0, 0
         for idx in epoch_batches(len(points), cfg.batch_size, data_gen):
             batch = augment(cfg, points[idx.to(device)], aug_gen)
             loss = F.cross_entropy(net(batch).logits, labels[idx.to(device)])
             if not torch.isfinite(loss):
-                raise TrainingDivergedError(
-                    f"evaluation net (seed {seed}) got a non-finite loss at epoch {epoch + 1}; lower the "
-                    f"protocol lr ({cfg.lr}) or check the synthetic set for extreme coordinates"
-                )
+                raise diverged(cfg, seed, epoch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -172,10 +187,11 @@ def train_and_test(
     else:
         oa, macc, per_class = test_net(net, test, cfg.test_batch_size, device)
         selected = cfg.epochs
-    return NetResult(
+    result = NetResult(
         seed=seed, oa=oa, macc=macc, per_class_acc=per_class, final_train_loss=loss_value,
         epochs=cfg.epochs, seconds=time.perf_counter() - start, selected_epoch=selected, test_curve=curve,
     )
+    return (result, net) if return_net else result
 
 
 def prepare_synthetic_points(points: torch.Tensor, cfg: ProtocolConfig) -> torch.Tensor:

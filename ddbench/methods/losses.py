@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import os
+
 import numpy as np
 import torch
+
+from ddbench.errors import ConfigError
 
 MMD_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -61,6 +65,17 @@ def gradient_distance(real: Sequence[torch.Tensor], syn: Sequence[torch.Tensor],
     return total
 
 
+SORT_BACKENDS = ("numpy", "torch")
+
+
+def sort_backend() -> str:
+    """The CPU sort used by :func:`sort_pointwise`: ``numpy`` (default) or ``torch`` (``DDBENCH_SORT=torch``)."""
+    value = os.environ.get("DDBENCH_SORT", "numpy").strip().lower() or "numpy"
+    if value not in SORT_BACKENDS:
+        raise ConfigError(f"DDBENCH_SORT={value!r} is not a sort backend; use {' or '.join(SORT_BACKENDS)}")
+    return value
+
+
 def sort_pointwise(features: torch.Tensor) -> torch.Tensor:
     """(B, C, N) point-wise features -> every channel sorted over the points, descending (signed values).
 
@@ -69,7 +84,7 @@ def sort_pointwise(features: torch.Tensor) -> torch.Tensor:
     torch.sort for (B, 1024, 1024) float32 here (benchmarks/bench_methods.py); the sorted values are the same:
     values only when no gradient is needed, otherwise an argsort whose indices gather the values in torch.
     """
-    if features.device.type != "cpu":
+    if features.device.type != "cpu" or sort_backend() == "torch":
         return torch.sort(features, dim=2, descending=True).values
     if not features.requires_grad:
         values = -np.sort(-features.detach().numpy(), axis=2)

@@ -56,4 +56,7 @@ def farthest_point_sample(points: torch.Tensor, n: int, start: str = "first", ge
 
 def backend_record() -> dict:
     lib = _fpsample()
-    return {"fps": fps_backend(), "fpsample_version": getattr(lib, "__version__", None) if lib else None}
+    from ddbench.methods.losses import sort_backend
+
+    return {"fps": fps_backend(), "fpsample_version": getattr(lib, "__version__", None) if lib else None,
+            "sort_cpu": sort_backend()}

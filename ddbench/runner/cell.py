@@ -38,6 +38,8 @@ class CellTask:
     spec: CellSpec
     results_dir: str
     device: str = "auto"
+    eval_engine: str = "auto"
+    ensemble_size: int | None = None
     data_root: str | None = None
     cache_dir: str | None = None
     #: reuse an existing artifact only if written at or after this time (epoch seconds); ``--overwrite``
@@ -176,15 +178,17 @@ def execute_cell(task: CellTask, progress: CellProgress | None = None) -> CellOu
         seeds = p_cfg.net_seeds(spec.seed)
         record["seeds"] = {"cell": spec.seed, "distill": spec.seed, "eval_nets": seeds}
         with PeakMemory(device) as eval_mem:
+            engine = {"engine": task.eval_engine, "ensemble_size": task.ensemble_size}
             evaluation = evaluate_synthetic(
                 synth, test, p_cfg, seeds, device,
-                lambda i, n, e, E: progress(f"eval net {i + 1}/{n}", i * E + e, n * E),
+                lambda i, n, e, E: progress(f"eval net {i + 1}/{n}", i * E + e, n * E), **engine,
             )
             intermediate = []
             for iteration in sorted(snapshots):
                 res = evaluate_synthetic(
                     snapshots[iteration], test, p_cfg, seeds, device,
                     lambda i, n, e, E, it=iteration: progress(f"eval iteration {it}, net {i + 1}/{n}", i * E + e, n * E),
+                    **engine,
                 )
                 intermediate.append({"iteration": iteration, **res})
         evaluation["iteration"] = synth.info.get("iterations")

@@ -51,6 +51,7 @@ def environment_record(device: torch.device) -> dict:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "allocator": allocator(),
+        "allocator_arranged": bool(os.environ.get("DDBENCH_ALLOCATOR_ARRANGED")),
         "device": str(device),
         "argv": sys.argv[1:],
         "point_ops": _point_ops(),

@@ -55,6 +55,11 @@ class ExperimentConfig(BaseModel):
     )
     selection: Literal["final", "best_test"] | None = None
     device: str = "auto"
+    eval_engine: Literal["auto", "sequential", "ensemble"] = Field(
+        "auto", description="train the evaluation nets one after another or as one batched ensemble (same "
+        "results; auto = ensemble on CUDA, sequential on CPU)"
+    )
+    ensemble_size: int | None = Field(None, gt=0, description="most evaluation nets trained at once (ensemble engine)")
     results: str = "results/runs"
     data_root: str | None = None
     cache_dir: str | None = None

@@ -51,7 +51,8 @@ def run_grid(exp: ExperimentConfig, reporter: Reporter | None = None) -> GridSum
     todo = [s for s in specs if exp.overwrite or not is_done(results_dir, s)]
     summary = GridSummary(str(results_dir), total=len(specs), skipped=len(specs) - len(todo))
     tasks = [
-        CellTask(spec=s, results_dir=str(results_dir), device=exp.device, data_root=exp.data_root,
+        CellTask(spec=s, results_dir=str(results_dir), device=exp.device, eval_engine=exp.eval_engine,
+                 ensemble_size=exp.ensemble_size, data_root=exp.data_root,
                  cache_dir=exp.cache_dir, artifact_fresh_after=started if exp.overwrite else 0.0)
         for s in todo
     ]

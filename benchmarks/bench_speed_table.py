@@ -1,0 +1,213 @@
+"""The speed table of benchmarks/README.md: distillation iterations against their hardware floor, evaluation
+cells sequential against ensemble, peak memory. One command:
+
+    python benchmarks/bench_speed_table.py                    # markdown table on stdout
+    python benchmarks/bench_speed_table.py --methods sadm --ppc 1 --iterations 1 --eval-epochs 1
+
+Floors are measured in the same run as the achieved times, on the same threads:
+- matmul rate: fp32 GFLOP/s of a (1024 x 1024) @ (1024 x 8192) product, best of 5;
+- sort rates: elements per second of the fastest available sort of float32 rows of 1024 (numpy sort, numpy
+  argsort, torch.sort), separately for values only (SADM's real side) and with indices (its synthetic side);
+- an iteration's FLOPs: every matmul/convolution of one iteration, forward and backward, counted by
+  ``torch.utils.flop_counter.FlopCounterMode``; its sorted elements: counted at ``sort_pointwise``.
+Floor = FLOPs / matmul rate + sorted elements / sort rate. Element-wise work (BatchNorm, ReLU, max-pool, the
+MMD kernels) has no FLOPs in this count, so the floor is optimistic and the ratio achieved/floor an upper bound
+on what any implementation could gain.
+
+Evaluation: the same synthetic set (ModelNet10 sizes: 10 classes x PPC clouds of 1024 points) trained under the
+sadm protocol by the sequential loop and by the batched ensemble, for ``--eval-epochs`` epochs and ``--nets``
+nets; seconds per net-epoch are extrapolated to the protocol's cell (10 nets x 500 epochs, plus the test pass on
+908 clouds), and the floor of one net-epoch (its FLOPs / matmul rate) bounds any speedup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_methods import modelnet10_sized_set  # noqa: E402
+
+from ddbench.data.cloudset import PointCloudSet  # noqa: E402
+from ddbench.evaluation.ensemble_trainer import train_and_test_ensemble  # noqa: E402
+from ddbench.evaluation.protocols import SADMProtocol  # noqa: E402
+from ddbench.evaluation.trainer import test_net, train_and_test  # noqa: E402
+from ddbench.methods import losses  # noqa: E402
+from ddbench.methods.base import DistillContext  # noqa: E402
+from ddbench.plugins import get_component  # noqa: E402
+from ddbench.runner.environment import PeakMemory, environment_record  # noqa: E402
+
+MODELNET40_TRAIN = 9843
+MODELNET10_TEST = 908
+
+
+def matmul_rate() -> float:
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 8192)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(5))
+    return 2 * 1024 * 1024 * 8192 / best
+
+
+def sort_rates() -> dict[str, float]:
+    """Elements per second: fastest values-only sort and fastest sort-with-indices of (80, 1024, 1024) rows."""
+    x = torch.randn(16, 1024, 1024)
+    xn = x.numpy()
+    n = x.numel()
+    values = {"numpy sort": n / _timed(lambda: np.sort(xn, axis=2)),
+              "torch.sort": n / _timed(lambda: torch.sort(x, dim=2))}
+    indices = {"numpy argsort + gather": n / _timed(lambda: torch.gather(x, 2, torch.from_numpy(np.argsort(xn, axis=2)))),
+               "torch.sort": values["torch.sort"]}
+    best_v, best_i = max(values, key=values.get), max(indices, key=indices.get)
+    return {"values": values[best_v], "values_by": best_v, "indices": indices[best_i], "indices_by": best_i}
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+class SortCounter:
+    """Counts the elements sorted by ``sort_pointwise`` (values only / with gradient) while active."""
+
+    def __init__(self):
+        self.values = self.indices = 0
+        self._orig = losses.sort_pointwise
+
+    def __enter__(self):
+        def counting(features):
+            if features.requires_grad:
+                self.indices += features.numel()
+            else:
+                self.values += features.numel()
+            return self._orig(features)
+
+        self._patched = [m for m in list(sys.modules.values())
+                         if m is not None and getattr(m, "sort_pointwise", None) is self._orig]
+        for module in self._patched:
+            module.sort_pointwise = counting
+        return self
+
+    def __exit__(self, *exc):
+        for module in self._patched:
+            module.sort_pointwise = self._orig
+
+
+def distillation_row(name: str, ppc: int, iterations: int, train: PointCloudSet, rates: dict, device) -> dict:
+    info = get_component("method", name)
+    init = {"init": "random"} if info.cls.Config().model_dump().get("init") in ("herding", "kcenter") else {}
+    ctx = DistillContext(train, ppc, 0, device, dataset="modelnet10")
+    info.cls(info.make_config({"iterations": 1, **init})).distill(ctx)  # warm-up
+    with FlopCounterMode(display=False) as flops, SortCounter() as sorts:
+        info.cls(info.make_config({"iterations": 1, **init})).distill(ctx)
+    with PeakMemory(device) as mem:
+        synth = info.cls(info.make_config({"iterations": iterations, **init})).distill(ctx)
+    achieved = synth.info["seconds_per_iteration"]
+    floor = (flops.get_total_flops() / rates["matmul"] + sorts.values / rates["sort"]["values"]
+             + sorts.indices / rates["sort"]["indices"])
+    return {"method": name, "ppc": ppc, "achieved": achieved, "floor": floor, "ratio": achieved / floor,
+            "gflop": flops.get_total_flops() / 1e9, "sorted_m": (sorts.values + sorts.indices) / 1e6,
+            "peak_mib": (mem.peak_rss_bytes or 0) / 2**20}
+
+
+def evaluation_row(ppc: int, nets: int, epochs: int, rates: dict, device) -> dict:
+    gen = torch.Generator().manual_seed(ppc)
+    points = torch.randn(10 * ppc, 1024, 3, generator=gen)
+    points = points / points.norm(dim=-1, keepdim=True).amax(1, keepdim=True)
+    labels = torch.arange(10).repeat_interleave(ppc)
+    test = PointCloudSet(points[:10], labels[:10], [str(k) for k in range(10)], "tiny-test")
+    full = SADMProtocol.make_config({})
+    cfg = full.with_epochs(epochs)
+    seeds = list(range(nets))
+    train_and_test(points, labels, test, cfg.with_epochs(1), 99, device, 10)  # warm-up
+    with PeakMemory(device) as seq_mem:
+        seq = _timed(lambda: [train_and_test(points, labels, test, cfg, s, device, 10) for s in seeds])
+    with PeakMemory(device) as ens_mem:
+        ens = _timed(lambda: train_and_test_ensemble(points, labels, test, cfg, seeds, device, 10))
+    torch.manual_seed(0)
+    from ddbench.evaluation.trainer import build_evaluation_net
+
+    net = build_evaluation_net(full, 10)
+    test_set = PointCloudSet(torch.randn(128, 1024, 3), torch.zeros(128, dtype=torch.long), test.class_names, "t")
+    test_s = _timed(lambda: test_net(net, test_set, full.test_batch_size, device)) * MODELNET10_TEST / 128
+    with FlopCounterMode(display=False) as flops:
+        train_and_test(points, labels, test, cfg.with_epochs(1), 98, device, 10)
+    per_net_epoch_flops = flops.get_total_flops()  # one epoch plus a 10-cloud test pass
+    scale = full.num_nets * full.epochs
+    seq_cell = seq / (nets * epochs) * scale + full.num_nets * test_s
+    ens_cell = ens / (nets * epochs) * scale + full.num_nets * test_s
+    floor_cell = per_net_epoch_flops / rates["matmul"] * scale
+    return {"ppc": ppc, "seq_cell": seq_cell, "ens_cell": ens_cell, "speedup": seq_cell / ens_cell,
+            "floor_cell": floor_cell, "max_speedup": seq_cell / floor_cell,
+            "seq_mib": (seq_mem.peak_rss_bytes or 0) / 2**20, "ens_mib": (ens_mem.peak_rss_bytes or 0) / 2**20}
+
+
+def modelnet40_memory_row(device) -> dict:
+    """Peak resident memory of one sadm iteration at ModelNet40 sizes, PPC 10 (the 4 GiB target)."""
+    gen = torch.Generator().manual_seed(0)
+    counts = np.full(40, MODELNET40_TRAIN // 40)
+    counts[: MODELNET40_TRAIN - counts.sum()] += 1
+    labels = torch.arange(40).repeat_interleave(torch.from_numpy(counts))
+    clouds = torch.randn(len(labels), 1024, 3, generator=gen)
+    train = PointCloudSet(clouds, labels, [f"c{k}" for k in range(40)], "modelnet40-sized")
+    info = get_component("method", "sadm")
+    ctx = DistillContext(train, 10, 0, device, dataset="modelnet40")
+    with PeakMemory(device) as mem:
+        synth = info.cls(info.make_config({"iterations": 1})).distill(ctx)
+    return {"peak_mib": (mem.peak_rss_bytes or 0) / 2**20, "seconds": synth.info["seconds_per_iteration"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", default="sadm,dm,3ddp")
+    parser.add_argument("--ppc", default="1,3,10")
+    parser.add_argument("--iterations", type=int, default=2, help="timed iterations per (method, PPC)")
+    parser.add_argument("--nets", type=int, default=4, help="evaluation nets timed per engine")
+    parser.add_argument("--eval-epochs", type=int, default=2, help="epochs timed per net")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: distill, eval, memory")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    dev = torch.device(args.device)
+    env = environment_record(dev)
+    skip = set(filter(None, args.skip.split(",")))
+    ppcs = [int(p) for p in args.ppc.split(",")]
+    rates = {"matmul": matmul_rate(), "sort": sort_rates()}
+    print(f"device: {env['device']} ({env['device_name']}), torch {env['versions']['torch']}, "
+          f"{env['torch_threads']} threads, allocator {env['allocator']}")
+    print(f"matmul {rates['matmul'] / 1e9:.1f} GFLOP/s; sort {rates['sort']['values'] / 1e6:.0f} M elements/s "
+          f"({rates['sort']['values_by']}), with indices {rates['sort']['indices'] / 1e6:.0f} M/s "
+          f"({rates['sort']['indices_by']})\n", flush=True)
+    if "distill" not in skip:
+        train = modelnet10_sized_set()
+        print("| method | PPC | achieved s/it | floor s/it | ratio | GFLOP/it | sorted M/it | peak RSS MiB |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", flush=True)
+        for name in args.methods.split(","):
+            for ppc in ppcs:
+                r = distillation_row(name, ppc, args.iterations, train, rates, dev)
+                print(f"| {r['method']} | {r['ppc']} | {r['achieved']:.2f} | {r['floor']:.2f} | {r['ratio']:.2f} | "
+                      f"{r['gflop']:.1f} | {r['sorted_m']:.0f} | {r['peak_mib']:.0f} |", flush=True)
+        print()
+    if "eval" not in skip:
+        print(f"| sadm protocol cell (10 nets x 500 epochs) | PPC | sequential s | ensemble s | speedup | "
+              f"floor s | sequential / floor | peak RSS MiB seq / ens |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", flush=True)
+        for ppc in ppcs:
+            r = evaluation_row(ppc, args.nets, args.eval_epochs, rates, dev)
+            print(f"| pointnet | {r['ppc']} | {r['seq_cell']:.0f} | {r['ens_cell']:.0f} | {r['speedup']:.2f} | "
+                  f"{r['floor_cell']:.0f} | {r['max_speedup']:.2f} | {r['seq_mib']:.0f} / {r['ens_mib']:.0f} |",
+                  flush=True)
+        print(f"\n(extrapolated from {args.nets} nets x {args.eval_epochs} epochs per engine)")
+    if "memory" not in skip:
+        r = modelnet40_memory_row(dev)
+        print(f"\nsadm at ModelNet40 sizes, PPC 10: peak RSS {r['peak_mib']:.0f} MiB "
+              f"({r['peak_mib'] / 1024:.2f} GiB, target < 4 GiB), {r['seconds']:.1f} s/iteration")
+
+
+if __name__ == "__main__":
+    main()

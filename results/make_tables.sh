@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Regenerate every published table from the cell files (never edit the tables by hand). From the repository root:
+#   bash results/make_tables.sh
+set -euo pipefail
+for dir in results/modelnet10_*/; do
+  dir=${dir%/}
+  [ -d "$dir/cells" ] || continue
+  ddbench table --results "$dir" --format markdown --published sadm2025 --output "$dir/table.md"
+  ddbench table --results "$dir" --format long --output "$dir/table_long.csv"
+  echo "wrote $dir/table.md and $dir/table_long.csv"
+done
