@@ -104,3 +104,27 @@ def test_check_provides_explains_missing_features():
 def test_parameter_count_is_reported():
     assert PointNet(num_classes=40).num_parameters() > 1_000_000
     assert PointNetIN(num_classes=40).num_parameters() < PointNet(num_classes=40).num_parameters()
+
+
+def test_pointwise_conv_equals_conv1d_and_frozen_bn_folds_exactly():
+    from ddbench.backbones.pointnet import PointNet
+    from ddbench.backbones.utils import PointwiseConv1d, bn_warmup, fold_frozen_batchnorm
+
+    torch.manual_seed(0)
+    conv, ref = PointwiseConv1d(5, 7, 1), torch.nn.Conv1d(5, 7, 1)
+    ref.load_state_dict(conv.state_dict())
+    x = torch.randn(3, 5, 11, requires_grad=True)
+    assert torch.allclose(conv(x), ref(x), atol=1e-6)
+    torch.autograd.grad(conv(x).sum(), x)  # gradients reach the input
+
+    net = PointNet(num_classes=4).requires_grad_(False)
+    bn_warmup(net, torch.randn(6, 64, 3))
+    probe = torch.randn(3, 64, 3)
+    before = net(probe)
+    assert fold_frozen_batchnorm(net) == 9  # T-Net 3 convs + 2 FCs, trunk 3 convs, first head FC
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in net.tnet.convs)
+    after = net(probe)
+    assert torch.allclose(before.point_features, after.point_features, atol=1e-5)
+    assert torch.allclose(before.global_feature, after.global_feature, atol=1e-5)
+    trained = PointNet(num_classes=4)  # BN still in train mode: nothing may be folded
+    assert fold_frozen_batchnorm(trained) == 0

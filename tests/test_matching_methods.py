@@ -439,7 +439,8 @@ def test_sadm_loss_trajectory_is_the_same_with_the_unoptimised_sort(monkeypatch)
     # values differently, which routes their gradients to different points, so the gap grows to ~1e-3 by 20
     assert torch.allclose(fast[:8, 1], slow[:8, 1], rtol=1e-5, atol=1e-7)
     assert torch.allclose(fast[:, 1], slow[:, 1], rtol=5e-3, atol=1e-6)
-    assert (runs["numpy"].points - runs["torch"].points).abs().max() < 1e-2  # clouds of radius ~1
+    gap = (runs["numpy"].points - runs["torch"].points).abs()
+    assert gap.mean() < 1e-3 and gap.max() < 5e-2  # clouds of radius ~1, moved at lr 10
 
 
 def test_unknown_sort_backend_is_a_clear_error(monkeypatch):
@@ -448,3 +449,35 @@ def test_unknown_sort_backend_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("DDBENCH_SORT", "radix")
     with pytest.raises(ConfigError, match="DDBENCH_SORT='radix' is not a sort backend; use numpy or torch"):
         sort_pointwise(torch.randn(1, 2, 3))
+
+
+def test_sadm_class_chunks_give_the_same_gradient_as_one_pass():
+    """Chunked forward/backward over classes (bounded memory) sums to the one-pass loss and gradient."""
+    from ddbench.methods.sadm import class_chunks
+
+    assert [list(r) for r in class_chunks(5, 3, budget=6)] == [[0, 1], [2, 3], [4]]
+    assert [list(r) for r in class_chunks(3, 50, budget=16)] == [[0], [1], [2]]
+    cls, values = METHODS["sadm"]
+    method = cls(cls.make_config(values))
+    ctx = tiny_ctx(ppc=2)
+    points, labels, _ = method.initialise(ctx)
+    state = method.setup(ctx, points, labels)
+    gen = torch.Generator().manual_seed(3)
+    reals = method.real_batches(ctx, 4, gen)
+    net = method.warmed_net(ctx, torch.cat(reals))
+    whole = method.matching_loss(ctx, state, net, reals)
+    whole.backward()
+    grad_whole = state["points"].grad.clone()
+    angle_grads = [a.grad.clone() for a in state["angles"]]
+    state["points"].grad = None
+    for a in state["angles"]:
+        a.grad = None
+    parts = 0.0
+    for classes in class_chunks(3, 2, budget=2):
+        loss = method.matching_loss(ctx, state, net, reals, classes)
+        loss.backward()
+        parts += float(loss)
+    assert parts == pytest.approx(float(whole), rel=1e-5)
+    assert torch.allclose(state["points"].grad, grad_whole, rtol=1e-4, atol=1e-6)
+    for a, g in zip(state["angles"], angle_grads):
+        assert g.abs().sum() > 0 and torch.allclose(a.grad, g, rtol=1e-4, atol=1e-6)

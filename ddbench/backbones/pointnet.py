@@ -7,6 +7,7 @@ from pydantic import Field
 from torch import nn
 
 from ddbench.backbones.base import Backbone, BackboneOutput
+from ddbench.backbones.utils import PointwiseConv1d
 from ddbench.config import ComponentConfig
 
 
@@ -17,9 +18,9 @@ class InputTNet(nn.Module):
         super().__init__()
         self.k = k
         self.convs = nn.Sequential(
-            nn.Conv1d(k, 64, 1), nn.BatchNorm1d(64), nn.ReLU(),
-            nn.Conv1d(64, 128, 1), nn.BatchNorm1d(128), nn.ReLU(),
-            nn.Conv1d(128, 1024, 1), nn.BatchNorm1d(1024), nn.ReLU(),
+            PointwiseConv1d(k, 64, 1), nn.BatchNorm1d(64), nn.ReLU(),
+            PointwiseConv1d(64, 128, 1), nn.BatchNorm1d(128), nn.ReLU(),
+            PointwiseConv1d(128, 1024, 1), nn.BatchNorm1d(1024), nn.ReLU(),
         )
         self.fcs = nn.Sequential(
             nn.Linear(1024, 512), nn.BatchNorm1d(512), nn.ReLU(),
@@ -50,9 +51,9 @@ class PointNet(Backbone):
         super().__init__(config, num_classes)
         cfg = self.config
         self.tnet = InputTNet(3) if cfg.input_transform else None
-        self.conv1 = nn.Sequential(nn.Conv1d(3, 64, 1), nn.BatchNorm1d(64), nn.ReLU())
-        self.conv2 = nn.Sequential(nn.Conv1d(64, 128, 1), nn.BatchNorm1d(128), nn.ReLU())
-        self.conv3 = nn.Sequential(nn.Conv1d(128, 1024, 1), nn.BatchNorm1d(1024))  # no ReLU: x_m
+        self.conv1 = nn.Sequential(PointwiseConv1d(3, 64, 1), nn.BatchNorm1d(64), nn.ReLU())
+        self.conv2 = nn.Sequential(PointwiseConv1d(64, 128, 1), nn.BatchNorm1d(128), nn.ReLU())
+        self.conv3 = nn.Sequential(PointwiseConv1d(128, 1024, 1), nn.BatchNorm1d(1024))  # no ReLU: x_m
         self.head = nn.Sequential(
             nn.Linear(1024, 512), nn.BatchNorm1d(512), nn.ReLU(),
             nn.Linear(512, 256), nn.Dropout(cfg.dropout), nn.BatchNorm1d(256), nn.ReLU(),
@@ -84,9 +85,9 @@ class PointNetIN(Backbone):
     def __init__(self, config: PointNetINConfig | None = None, num_classes: int = 40):
         super().__init__(config, num_classes)
         w = self.config.width
-        self.conv1 = nn.Sequential(nn.Conv1d(3, 64, 1), nn.InstanceNorm1d(64), nn.ReLU())
-        self.conv2 = nn.Sequential(nn.Conv1d(64, 128, 1), nn.InstanceNorm1d(128), nn.ReLU())
-        self.conv3 = nn.Sequential(nn.Conv1d(128, w, 1), nn.InstanceNorm1d(w))
+        self.conv1 = nn.Sequential(PointwiseConv1d(3, 64, 1), nn.InstanceNorm1d(64), nn.ReLU())
+        self.conv2 = nn.Sequential(PointwiseConv1d(64, 128, 1), nn.InstanceNorm1d(128), nn.ReLU())
+        self.conv3 = nn.Sequential(PointwiseConv1d(128, w, 1), nn.InstanceNorm1d(w))
         self.classifier = nn.Linear(w, num_classes)
 
     def forward_features(self, points: torch.Tensor) -> BackboneOutput:

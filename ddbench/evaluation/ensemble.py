@@ -135,9 +135,9 @@ def ensemble_sequential(stacks: list[nn.Sequential]) -> nn.Sequential:
     """One ensemble layer per position of E structurally identical ``nn.Sequential`` stacks."""
     layers = []
     for position in zip(*stacks):
-        kind = type(position[0])
-        if kind not in _LAYERS or any(type(m) is not kind for m in position):
-            raise TypeError(f"no ensemble version of {kind.__name__}")
+        kind = next((k for k in _LAYERS if isinstance(position[0], k)), None)
+        if kind is None or any(type(m) is not type(position[0]) for m in position):
+            raise TypeError(f"no ensemble version of {type(position[0]).__name__}")
         if kind is nn.Conv1d and position[0].kernel_size != (1,):
             raise TypeError("only 1x1 convolutions have an ensemble version")
         layers.append(_LAYERS[kind](list(position)))
