@@ -453,10 +453,11 @@ def test_unknown_sort_backend_is_a_clear_error(monkeypatch):
 
 def test_sadm_class_chunks_give_the_same_gradient_as_one_pass():
     """Chunked forward/backward over classes (bounded memory) sums to the one-pass loss and gradient."""
-    from ddbench.methods.sadm import class_chunks
+    from ddbench.methods.iterative import class_chunks
 
-    assert [list(r) for r in class_chunks(5, 3, budget=6)] == [[0, 1], [2, 3], [4]]
-    assert [list(r) for r in class_chunks(3, 50, budget=16)] == [[0], [1], [2]]
+    assert [list(r) for r in class_chunks(5, 3, 1024, budget=6 * 1024)] == [[0, 1], [2, 3], [4]]
+    assert [list(r) for r in class_chunks(3, 50, 1024)] == [[0], [1], [2]]
+    assert len(class_chunks(10, 1, 1024)) == 1  # ModelNet10 PPC 1: one pass
     cls, values = METHODS["sadm"]
     method = cls(cls.make_config(values))
     ctx = tiny_ctx(ppc=2)
@@ -473,7 +474,7 @@ def test_sadm_class_chunks_give_the_same_gradient_as_one_pass():
     for a in state["angles"]:
         a.grad = None
     parts = 0.0
-    for classes in class_chunks(3, 2, budget=2):
+    for classes in class_chunks(3, 2, 32, budget=64):
         loss = method.matching_loss(ctx, state, net, reals, classes)
         loss.backward()
         parts += float(loss)

@@ -324,3 +324,29 @@ def test_eval_at_another_resolution(tmp_path):
     assert at_resolution(stored, 20).points.shape[1] == 20
     with pytest.raises(ConfigError, match="stores clouds of 50 points and no generator"):
         at_resolution(stored, 100)
+
+
+def test_3ddp_class_chunks_give_the_same_loss_and_gradients_as_one_pass():
+    from ddbench.methods.iterative import class_chunks
+
+    c = ctx(points=64, per_class=8)
+    method = DDP3DMethod(DDP3DMethod.make_config(TINY_3DDP))
+    state = method.setup(c, *method.initialise(c)[:2])
+    torch.manual_seed(0)
+    reals = method.real_batches(c, 2, torch.Generator().manual_seed(0))
+    net = method.warmed_net(c, torch.cat(reals))
+    whole = method.matching_loss(c, state, net, reals)
+    whole.backward()
+    expected = [state[k].grad.clone() for k in ("anchors", "logits")]
+    for k in ("anchors", "logits"):
+        state[k].grad = None
+    chunks = class_chunks(c.num_classes, 1 * (4 + 3), 12, budget=3 * 7 * 12)
+    assert len(chunks) == 4  # 10 classes, 3 per chunk
+    total = 0.0
+    for classes in chunks:
+        loss = method.matching_loss(c, state, net, reals, classes)
+        loss.backward()
+        total += float(loss)
+    assert total == pytest.approx(float(whole), rel=1e-5)
+    for k, g in zip(("anchors", "logits"), expected):
+        assert torch.allclose(state[k].grad, g, rtol=1e-4, atol=1e-7)

@@ -35,7 +35,7 @@ from scipy.optimize import linear_sum_assignment
 
 from ddbench.methods.base import DistillContext
 from ddbench.methods.initialisation import initial_clouds
-from ddbench.methods.iterative import IterativeConfig, IterativeMethod
+from ddbench.methods.iterative import IterativeConfig, IterativeMethod, class_chunks
 from ddbench.methods.losses import multi_bandwidth_mmd, sort_pointwise
 from ddbench.ops.backends import farthest_point_sample
 from ddbench.ops.neighbors import group, knn
@@ -160,12 +160,20 @@ class DDP3DMethod(IterativeMethod):
         eta = torch.exp(-1000 * (nu - nu_full) ** 2)
         return 0.8 * eta / eta.sum()
 
-    def matching_loss(self, ctx: DistillContext, state: dict[str, Any], net, reals: list[torch.Tensor]) -> torch.Tensor:
+    def matching_loss(
+        self, ctx: DistillContext, state: dict[str, Any], net, reals: list[torch.Tensor], classes=None
+    ) -> torch.Tensor:
+        """The partition-MMD loss summed over ``classes`` (default: all)."""
         m, n2, _ = self.sizes(ctx.dataset)
+        classes = range(ctx.num_classes) if classes is None else classes
         syn, syn_labels = self.clouds(state)
+        if len(classes) != ctx.num_classes:
+            keep = torch.isin(syn_labels, torch.tensor(list(classes), device=syn_labels.device))
+            syn, syn_labels = syn[keep], syn_labels[keep]
         syn_feats = sort_pointwise(net(syn).point_features.abs())
         loss = syn_feats.new_zeros(())
-        for k, real in enumerate(reals):
+        for k in classes:
+            real = reals[k]
             with torch.no_grad():
                 parts = fps_partitions(real, m, n2)  # (B, M, N2, 3)
                 w = self.partition_weights(real, parts).to(syn_feats.device)
@@ -179,14 +187,19 @@ class DDP3DMethod(IterativeMethod):
     def iteration(self, ctx: DistillContext, state: dict[str, Any], gen: torch.Generator, it: int) -> float:
         reals = self.real_batches(ctx, self.config.real_batch, gen)
         net = self.warmed_net(ctx, torch.cat(reals))
-        loss = self.matching_loss(ctx, state, net, reals)
         for opt in state["opts"]:
             opt.zero_grad(set_to_none=True)
-        loss.backward()
+        m, n2, l_ = self.sizes(ctx.dataset)
+        total = 0.0
+        # a sum over classes: forward and backward a few classes at a time (bounded memory; the same step)
+        for classes in class_chunks(ctx.num_classes, ctx.ppc * (m + l_), n2):
+            loss = self.matching_loss(ctx, state, net, reals, classes)
+            loss.backward()
+            total += float(loss.detach())
         for opt in state["opts"]:
             opt.step()
         self.check_finite([state["anchors"], state["logits"]], it, self.name, "lr_anchors or lr_morphs")
-        return float(loss.detach())
+        return total
 
     def materialise(self, ctx: DistillContext, state: dict[str, Any]) -> SyntheticSet:
         with torch.no_grad():

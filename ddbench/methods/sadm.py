@@ -21,6 +21,7 @@ from pydantic import Field
 from ddbench.methods.base import DistillContext
 from ddbench.methods.initialisation import InitName
 from ddbench.methods.iterative import IterativeConfig, IterativeMethod
+from ddbench.methods.iterative import class_chunks
 from ddbench.methods.losses import multi_bandwidth_mmd, sort_pointwise
 from ddbench.ops.rotation import apply_rotation, euler_to_matrix, wrap_angles
 from ddbench.synthetic.artifact import SyntheticSet
@@ -59,16 +60,6 @@ def sadm_class_loss(
         l_alpha = multi_bandwidth_mmd(real, syn)
     l_beta = multi_bandwidth_mmd(real_features.amax(2), syn_features.amax(2))
     return (cfg.lambda_alpha * l_alpha + cfg.lambda_beta * l_beta) * ppc
-
-
-#: synthetic clouds whose activations are kept for backward at once (about 45 MB each at 1024 points)
-SYN_CLOUDS_PER_CHUNK = 16
-
-
-def class_chunks(num_classes: int, ppc: int, budget: int = SYN_CLOUDS_PER_CHUNK) -> list[range]:
-    """Consecutive class ranges with at most ``budget`` synthetic clouds each (at least one class)."""
-    per = max(1, budget // ppc)
-    return [range(lo, min(lo + per, num_classes)) for lo in range(0, num_classes, per)]
 
 
 class SADMMethod(IterativeMethod):
@@ -137,7 +128,7 @@ class SADMMethod(IterativeMethod):
         # the loss is a sum over classes: forward and backward a few classes at a time, so that memory stays
         # bounded at any number of classes (ModelNet40 PPC 10 would keep ~18 GB of activations at once)
         total = 0.0
-        for classes in class_chunks(ctx.num_classes, ctx.ppc):
+        for classes in class_chunks(ctx.num_classes, ctx.ppc, ctx.train.num_points):
             loss = self.matching_loss(ctx, state, net, reals, classes)
             if state["opts"]:
                 loss.backward()
@@ -157,5 +148,5 @@ class SADMMethod(IterativeMethod):
             # what must be stored to rebuild the set: the coordinates and the three angles of every cloud
             stored=["raw_points", "angles"],
             info={"loss": "sadm", "alpha_kernel": self.config.alpha_kernel, "sort": self.config.sort,
-                  "classes_per_chunk": len(class_chunks(ctx.num_classes, ctx.ppc)[0])},
+                  "classes_per_chunk": len(class_chunks(ctx.num_classes, ctx.ppc, ctx.train.num_points)[0])},
         )
