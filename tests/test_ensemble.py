@@ -61,6 +61,9 @@ def _max_weight_gap(a: torch.nn.Module, b: torch.nn.Module) -> float:
         (SADMProtocol, {"epochs": 3, "step_epoch": 3, "batch_size": 4}),
         # dd3d: InstanceNorm net, Adam, cosine schedule, per-batch augmentation
         (DD3DProtocol, {"epochs": 4, "batch_size": 4}),
+        # pointnet without its T-Net and without dropout
+        (SADMProtocol, {"epochs": 2, "step_epoch": None, "batch_size": 4,
+                        "backbone_config": {"input_transform": False, "dropout": 0.0}}),
     ],
 )
 def test_each_member_matches_its_sequentially_trained_net(protocol, overrides, float64):
