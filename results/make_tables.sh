@@ -6,6 +6,7 @@ for dir in results/modelnet10_*/; do
   dir=${dir%/}
   [ -d "$dir/cells" ] || continue
   ddbench table --results "$dir" --format markdown --published sadm2025 --output "$dir/table.md"
+  ddbench table --results "$dir" --format markdown --published sadm2025 --std draws --output "$dir/table_draws.md"
   ddbench table --results "$dir" --format long --output "$dir/table_long.csv"
-  echo "wrote $dir/table.md and $dir/table_long.csv"
+  echo "wrote $dir/table.md, $dir/table_draws.md and $dir/table_long.csv"
 done
