@@ -201,9 +201,8 @@ class EnsemblePointNetIN(EnsembleModule):
 _BUILDERS = {PointNet: EnsemblePointNet, PointNetIN: EnsemblePointNetIN}
 
 
-def ensemble_support(net: nn.Module) -> tuple[bool, str]:
-    """Whether nets like ``net`` can train as an ensemble, and why not when they cannot."""
-    cls = type(net)
+def ensemble_support(cls: type) -> tuple[bool, str]:
+    """Whether nets of backbone class ``cls`` can train as an ensemble, and why not when they cannot."""
     if cls in _BUILDERS or callable(getattr(cls, "build_ensemble", None)):
         return True, f"{getattr(cls, 'name', cls.__name__)} has an ensemble implementation"
     return False, f"{getattr(cls, 'name', cls.__name__)} has no ensemble implementation"

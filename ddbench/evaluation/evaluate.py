@@ -11,7 +11,7 @@ import torch
 from ddbench.data.cloudset import PointCloudSet
 from ddbench.errors import DataError
 from ddbench.evaluation.protocols import ProtocolConfig
-from ddbench.evaluation.trainer import NetResult, build_evaluation_net, prepare_synthetic_points, train_and_test
+from ddbench.evaluation.trainer import NetResult, prepare_synthetic_points, train_and_test
 from ddbench.synthetic.artifact import SyntheticSet
 
 #: progress(net_index, num_nets, epoch, epochs)
@@ -32,7 +32,9 @@ def choose_engine(engine: str, cfg: ProtocolConfig, device: torch.device) -> tup
         return "sequential", "asked for"
     if cfg.canonicalise != "none":
         return "sequential", "canonicalised nets have no ensemble implementation"
-    ok, why = ensemble_support(build_evaluation_net(cfg, 2))
+    from ddbench.plugins import get_registries
+
+    ok, why = ensemble_support(get_registries().backbone.get(cfg.backbone).cls)
     if not ok:
         return "sequential", why
     if engine == "auto" and device.type == "cpu":

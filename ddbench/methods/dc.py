@@ -51,16 +51,22 @@ class DCConfig(IterativeConfig):
     inner_loop: int | None = Field(None, ge=0, description="inner epochs per outer step (None: DC's table)")
 
 
-def dc_loops(cfg: DCConfig, ppc: int) -> tuple[int, int]:
+def loops_for_ppc(cfg, ppc: int, table: dict[int, tuple[int, int]], method: str) -> tuple[int, int]:
+    """(outer, inner) loops: the config's where set, else the method's table by PPC; a clear error for a PPC the
+    table lacks when the config does not set both."""
     if cfg.outer_loop is not None and cfg.inner_loop is not None:
         return cfg.outer_loop, cfg.inner_loop
-    if ppc not in DC_LOOPS:
+    if ppc not in table:
         raise ConfigError(
-            f"DC defines its outer/inner loops for PPC {sorted(DC_LOOPS)} only; for ppc={ppc} set both "
-            "outer_loop and inner_loop (e.g. --set dc.outer_loop=5 --set dc.inner_loop=10)"
+            f"{method.upper()} defines its outer/inner loops for PPC {sorted(table)} only; for ppc={ppc} set both "
+            f"outer_loop and inner_loop (e.g. --set {method}.outer_loop=10 --set {method}.inner_loop=10)"
         )
-    outer, inner = DC_LOOPS[ppc]
+    outer, inner = table[ppc]
     return cfg.outer_loop or outer, cfg.inner_loop if cfg.inner_loop is not None else inner
+
+
+def dc_loops(cfg: DCConfig, ppc: int) -> tuple[int, int]:
+    return loops_for_ppc(cfg, ppc, DC_LOOPS, "dc")
 
 
 def gradient_matching_loss(net, points: torch.Tensor, labels: torch.Tensor, reals: list[torch.Tensor]) -> torch.Tensor:

@@ -22,9 +22,8 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
-from ddbench.errors import ConfigError
 from ddbench.methods.base import DistillContext
-from ddbench.methods.dc import gradient_matching_loss, train_inner
+from ddbench.methods.dc import gradient_matching_loss, loops_for_ppc, train_inner
 from ddbench.methods.iterative import IterativeConfig, IterativeMethod
 from ddbench.backbones.utils import bn_warmup
 from ddbench.ops.backends import farthest_point_sample
@@ -72,21 +71,9 @@ class DD3DMethod(IterativeMethod):
         module = ConditionalSiren(ppc * num_classes, config.hidden, config.layers)
         return sum(p.numel() for p in module.parameters())
 
-    def _loops(self, ppc: int) -> tuple[int, int]:
-        cfg = self.config
-        if cfg.outer_loop is not None and cfg.inner_loop is not None:
-            return cfg.outer_loop, cfg.inner_loop
-        if ppc not in DD3D_LOOPS:
-            raise ConfigError(
-                f"DD3D defines its outer/inner loops for PPC {sorted(DD3D_LOOPS)}; for ppc={ppc} set both "
-                "outer_loop and inner_loop (e.g. --set dd3d.outer_loop=10 --set dd3d.inner_loop=10)"
-            )
-        outer, inner = DD3D_LOOPS[ppc]
-        return cfg.outer_loop or outer, cfg.inner_loop if cfg.inner_loop is not None else inner
-
     def setup(self, ctx: DistillContext, points: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
         cfg = self.config
-        outer, inner = self._loops(ctx.ppc)
+        outer, inner = loops_for_ppc(self.config, ctx.ppc, DD3D_LOOPS, "dd3d")
         w0 = cfg.w0 if cfg.w0 is not None else W0_BY_DATASET.get(ctx.dataset, 100.0)
         torch.manual_seed(ctx.seed)
         gen = ConditionalSiren(len(labels), cfg.hidden, cfg.layers, w0, cfg.w0_hidden).to(ctx.device)

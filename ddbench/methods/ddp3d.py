@@ -35,7 +35,7 @@ from scipy.optimize import linear_sum_assignment
 
 from ddbench.methods.base import DistillContext
 from ddbench.methods.initialisation import initial_clouds
-from ddbench.methods.iterative import IterativeConfig, IterativeMethod, class_chunks
+from ddbench.methods.iterative import IterativeConfig, IterativeMethod
 from ddbench.methods.losses import multi_bandwidth_mmd, sort_pointwise
 from ddbench.ops.backends import farthest_point_sample
 from ddbench.ops.neighbors import group, knn
@@ -187,17 +187,8 @@ class DDP3DMethod(IterativeMethod):
     def iteration(self, ctx: DistillContext, state: dict[str, Any], gen: torch.Generator, it: int) -> float:
         reals = self.real_batches(ctx, self.config.real_batch, gen)
         net = self.warmed_net(ctx, torch.cat(reals))
-        for opt in state["opts"]:
-            opt.zero_grad(set_to_none=True)
         m, n2, l_ = self.sizes(ctx.dataset)
-        total = 0.0
-        # a sum over classes: forward and backward a few classes at a time (bounded memory; the same step)
-        for classes in class_chunks(ctx.num_classes, ctx.ppc * (m + l_), n2):
-            loss = self.matching_loss(ctx, state, net, reals, classes)
-            loss.backward()
-            total += float(loss.detach())
-        for opt in state["opts"]:
-            opt.step()
+        total = self.step_by_class_chunks(ctx, state, net, reals, ctx.ppc * (m + l_), n2)
         self.check_finite([state["anchors"], state["logits"]], it, self.name, "lr_anchors or lr_morphs")
         return total
 

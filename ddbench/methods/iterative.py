@@ -95,6 +95,25 @@ class IterativeMethod(Method):
             fold_frozen_batchnorm(net)  # same outputs, one memory pass less per BN in every forward/backward
         return net
 
+    def step_by_class_chunks(self, ctx: DistillContext, state: dict[str, Any], net, reals: list[torch.Tensor],
+                             clouds_per_class: int, points: int) -> float:
+        """One optimiser step on a loss that is a sum over classes (``matching_loss(..., classes)``): forward and
+        backward a chunk of classes at a time (:func:`class_chunks`), summing gradients, then step once. The
+        same update as one pass over every class, with memory bounded at any number of classes. Returns the
+        loss."""
+        opts = state["opts"]
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
+        total = 0.0
+        for classes in class_chunks(ctx.num_classes, clouds_per_class, points):
+            loss = self.matching_loss(ctx, state, net, reals, classes)
+            if opts:
+                loss.backward()
+            total += float(loss.detach())
+        for opt in opts:
+            opt.step()
+        return total
+
     @staticmethod
     def check_finite(state_tensors: list[torch.Tensor], it: int, method: str, lr_hint: str) -> None:
         for t in state_tensors:
