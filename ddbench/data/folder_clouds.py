@@ -22,27 +22,20 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from ddbench.data.base import DatasetConfig
 from ddbench.data.catalog import CATALOG
 from ddbench.data.formats import read_npy_cloud, read_ply_vertices, read_text_cloud
-from ddbench.data.prepare import PreparedDataset, normalize_np, reduce_clouds
+from ddbench.data.prepare import PreparedDataset, ReleaseConfig, normalize_np, reduce_clouds
 from ddbench.errors import DataError
 
 READERS = {".ply": read_ply_vertices, ".npy": read_npy_cloud, ".txt": lambda p: read_text_cloud(p, 3)[:, :3],
            ".xyz": lambda p: read_text_cloud(p, 3)[:, :3]}
 
 
-class FolderCloudsConfig(DatasetConfig):
-    points: int = Field(1024, gt=0)
-    subsample: Literal["fps", "first"] = "fps"
+class FolderCloudsConfig(ReleaseConfig):
     pad: bool = Field(False, description="repeat random points of objects with fewer points than requested")
-    normalize: bool = True
     test_fraction: float = Field(0.2, gt=0, lt=1, description="share of every category in the test split")
     split_seed: int = Field(0, ge=0, description="seed of the deterministic split")
     split_file: str | None = Field(None, description="lines '<relative path> train|test' replacing the split")
-    folder: str | None = None
-    verify_checksums: bool = True
-    check_sizes: bool = True
 
 
 class _FolderClouds(PreparedDataset):

@@ -24,10 +24,9 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from ddbench.data.base import DatasetConfig
 from ddbench.data.catalog import CATALOG
 from ddbench.data.formats import read_h5, read_off, read_text_cloud, sample_mesh_surface
-from ddbench.data.prepare import PreparedDataset, normalize_np, reduce_clouds
+from ddbench.data.prepare import PreparedDataset, ReleaseConfig, normalize_np, reduce_clouds
 from ddbench.errors import DataError
 
 MODELNET40_URL = "https://shapenet.cs.stanford.edu/media/modelnet40_ply_hdf5_2048.zip"
@@ -43,20 +42,12 @@ MODELNET40_CLASSES = (
 )
 
 
-class ModelNetConfig(DatasetConfig):
+class ModelNetConfig(ReleaseConfig):
     source: Literal["auto", "hdf5", "normal_resampled", "off"] = Field(
         "auto", description="which release to read (auto: the first present, in this order)"
     )
-    points: int = Field(1024, gt=0, description="points per cloud after preparation")
-    subsample: Literal["fps", "first"] = Field(
-        "fps", description="how larger clouds are reduced: farthest point sampling, or the first points"
-    )
     surface_points: int = Field(10000, gt=0, description="points sampled on each OFF mesh before FPS")
     sampling_seed: int = Field(0, ge=0, description="seed of the OFF surface sampling (per shape: seed + shape id)")
-    normalize: bool = Field(True, description="centre and scale every cloud to the unit sphere")
-    folder: str | None = Field(None, description="release folder under the data root (default: search)")
-    verify_checksums: bool = Field(True, description="check SHA256SUMS (when present) before preparing")
-    check_sizes: bool = Field(True, description="require the official split sizes")
 
 
 def shape_class(shape_id: str) -> str:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 
-from ddbench.data.base import Dataset
+from ddbench.data.base import Dataset, DatasetConfig
 from ddbench.data.cloudset import PointCloudSet
 from ddbench.data.paths import resolve_data_root
 from ddbench.data.transforms import normalize_unit_sphere
@@ -83,6 +84,19 @@ def verify_sha256sums(folder: Path, names: set[str]) -> None:
                 f"checksum mismatch for {folder / fname} (expected {digest[:12]}..., got {actual[:12]}...); "
                 "the file is corrupt or from another release: download it again"
             )
+
+
+class ReleaseConfig(DatasetConfig):
+    """Options every dataset prepared from an official release has (defaults: the reference preparation)."""
+
+    points: int = Field(1024, gt=0, description="points per cloud after preparation")
+    subsample: Literal["fps", "first"] = Field(
+        "fps", description="how larger clouds are reduced: farthest point sampling, or the first points"
+    )
+    normalize: bool = Field(True, description="centre and scale every cloud to the unit sphere")
+    folder: str | None = Field(None, description="release folder under the data root (default: search)")
+    verify_checksums: bool = Field(True, description="check SHA256SUMS (when present) before preparing")
+    check_sizes: bool = Field(True, description="require the official split sizes")
 
 
 class PreparedDataset(Dataset):

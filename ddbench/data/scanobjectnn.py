@@ -20,10 +20,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from ddbench.data.base import DatasetConfig
 from ddbench.data.catalog import CATALOG
 from ddbench.data.formats import read_h5
-from ddbench.data.prepare import PreparedDataset, normalize_np, reduce_clouds
+from ddbench.data.prepare import PreparedDataset, ReleaseConfig, normalize_np, reduce_clouds
 from ddbench.errors import DataError
 
 SCANOBJECTNN_CLASSES = (
@@ -39,14 +38,8 @@ VARIANTS = {
 VARIANT_SIZES = {"obj_only": (2309, 581), "obj_bg": (2309, 581), "pb_t50_rs": (11416, 2882)}
 
 
-class ScanObjectNNConfig(DatasetConfig):
+class ScanObjectNNConfig(ReleaseConfig):
     variant: Literal["obj_only", "obj_bg", "pb_t50_rs"] = Field("pb_t50_rs", description="which release variant")
-    points: int = Field(1024, gt=0)
-    subsample: Literal["fps", "first"] = "fps"
-    normalize: bool = True
-    folder: str | None = None
-    verify_checksums: bool = True
-    check_sizes: bool = True
 
 
 class ScanObjectNN(PreparedDataset):

@@ -20,10 +20,9 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from ddbench.data.base import DatasetConfig
 from ddbench.data.catalog import CATALOG
 from ddbench.data.formats import read_npy_cloud, read_text_cloud
-from ddbench.data.prepare import PreparedDataset, normalize_np, reduce_clouds
+from ddbench.data.prepare import PreparedDataset, ReleaseConfig, normalize_np, reduce_clouds
 from ddbench.errors import DataError
 
 #: ShapeNetCore v2 synset ids of the 55 categories, with their usual names (display only)
@@ -52,13 +51,8 @@ SHAPENETPART_PARTS = {
 }
 
 
-class ShapeNet55Config(DatasetConfig):
-    points: int = Field(1024, gt=0)
-    subsample: Literal["fps", "first"] = "fps"
-    normalize: bool = True
-    folder: str | None = None
-    verify_checksums: bool = True
-    check_sizes: bool = True
+class ShapeNet55Config(ReleaseConfig):
+    """The release options only (points, subsample, normalize, folder, checksums, sizes)."""
 
 
 class ShapeNet55(PreparedDataset):
@@ -107,15 +101,10 @@ class ShapeNet55(PreparedDataset):
         return {"points": points, "labels": labels, "ids": ids}
 
 
-class ShapeNetPartConfig(DatasetConfig):
+class ShapeNetPartConfig(ReleaseConfig):
     points: int = Field(1024, gt=0, description="points per shape (2048 is the segmentation convention)")
-    subsample: Literal["fps", "first"] = "fps"
     pad: bool = Field(True, description="repeat random points of shapes with fewer points than requested")
     train_splits: list[Literal["train", "val"]] = Field(default_factory=lambda: ["train", "val"])
-    normalize: bool = True
-    folder: str | None = None
-    verify_checksums: bool = True
-    check_sizes: bool = True
 
 
 class ShapeNetPart(PreparedDataset):
