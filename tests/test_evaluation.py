@@ -128,3 +128,53 @@ def test_summarise_ddof_one():
     nets = [NetResult(i, oa, oa, [], 0.0, 1, 0.0, 1) for i, oa in enumerate([10.0, 20.0])]
     assert summarise(nets, 1)["oa_std"] == pytest.approx(7.0710678)
     assert summarise(nets, 0)["oa_std"] == pytest.approx(5.0)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_at_net(index):
+    def progress(i, n, e, E):
+        if i == index:
+            raise _Stop
+
+    return progress
+
+
+@pytest.mark.parametrize("engine", ["sequential", "ensemble"])
+def test_interrupted_evaluation_resumes_from_the_first_unfinished_net(tmp_path, engine):
+    train, test = make_cloudset(per_class=3), make_cloudset(per_class=2, seed=4)
+    synth = SyntheticSet(train.points, train.labels, list(train.class_names))
+    cfg = tiny_protocol(epochs=3, step_epoch=None)
+    kw = {"engine": engine, "ensemble_size": 1}
+    full = evaluate_synthetic(synth, test, cfg, [1, 2, 3], CPU, **kw)
+    progress_file = tmp_path / "cell.eval.json"
+    with pytest.raises(_Stop):
+        evaluate_synthetic(synth, test, cfg, [1, 2, 3], CPU, _stop_at_net(2), progress_file=progress_file, **kw)
+    assert progress_file.exists()  # nets 1 and 2 are saved
+    trained = []
+    resumed = evaluate_synthetic(synth, test, cfg, [1, 2, 3], CPU, lambda i, n, e, E: trained.append(i),
+                                 progress_file=progress_file, **kw)
+    assert set(trained) == {2}  # only the third net trains again
+    assert resumed["resumed_nets"] == [1, 2]
+    assert [n["oa"] for n in resumed["nets"]] == [n["oa"] for n in full["nets"]]
+    assert [n["final_train_loss"] for n in resumed["nets"]] == [n["final_train_loss"] for n in full["nets"]]
+    assert not progress_file.exists()  # done: the per-net progress is folded into the result
+
+
+def test_saved_nets_of_another_synthetic_set_are_not_reused(tmp_path):
+    train, test = make_cloudset(per_class=3), make_cloudset(per_class=2, seed=4)
+    cfg = tiny_protocol(epochs=2, step_epoch=None)
+    progress_file = tmp_path / "cell.eval.json"
+    first = SyntheticSet(train.points, train.labels, list(train.class_names))
+    with pytest.raises(_Stop):
+        evaluate_synthetic(first, test, cfg, [1, 2], CPU, _stop_at_net(1), progress_file=progress_file)
+    other = SyntheticSet(train.points + 0.01, train.labels, list(train.class_names))
+    trained = []
+    res = evaluate_synthetic(other, test, cfg, [1, 2], CPU, lambda i, n, e, E: trained.append(i),
+                             progress_file=progress_file)
+    assert set(trained) == {0, 1} and "resumed_nets" not in res
+    progress_file.write_text("{not json")  # a torn file is not a result either
+    res = evaluate_synthetic(other, test, cfg, [1, 2], CPU, progress_file=progress_file)
+    assert res["num_nets"] == 2 and "resumed_nets" not in res

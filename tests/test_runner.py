@@ -221,6 +221,34 @@ def test_stale_tmp_files_of_dead_processes_are_removed(tmp_path):
     assert not stale.exists()
 
 
+def test_interrupted_evaluation_keeps_its_finished_nets(tmp_path, monkeypatch):
+    """Ctrl-C during a cell's third evaluation net: the rerun trains only nets 3 and 4, and says so."""
+    from ddbench.evaluation import evaluate
+
+    exp = experiment(tmp_path, methods=["random"], eval_nets=4)
+    real, calls = evaluate.train_and_test, []
+
+    def interrupted(*args, **kw):
+        calls.append(args[4])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(evaluate, "train_and_test", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_grid(exp)
+    assert cell_files(tmp_path / "runs") == []
+    saved = list((tmp_path / "runs" / "checkpoints").glob("*.eval.json"))
+    assert len(saved) == 1
+    calls.clear()
+    run_grid(exp)
+    rec = json.loads(cell_files(tmp_path / "runs")[0].read_text())
+    seeds = rec["seeds"]["eval_nets"]
+    assert calls == seeds[2:] and rec["results"]["resumed_nets"] == seeds[:2]
+    assert [n["seed"] for n in rec["results"]["nets"]] == seeds and rec["results"]["num_nets"] == 4
+    assert not saved[0].exists()
+
+
 @pytest.mark.slow
 def test_killed_run_resumes_without_redoing_finished_cells(tmp_path):
     """SIGKILL `ddbench run` after its first cell; rerunning finishes the grid; finished cells are untouched."""

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ddbench.data.cloudset import PointCloudSet
 from ddbench.errors import DataError
+from ddbench.io import write_json_atomic
 from ddbench.evaluation.protocols import ProtocolConfig
 from ddbench.evaluation.trainer import NetResult, prepare_synthetic_points, train_and_test
 from ddbench.synthetic.artifact import SyntheticSet
@@ -59,6 +63,46 @@ def summarise(nets: list[NetResult], ddof: int) -> dict:
     }
 
 
+def evaluation_fingerprint(points: torch.Tensor, labels: torch.Tensor, cfg: ProtocolConfig, chosen: str,
+                           device: torch.device) -> str:
+    """What a finished net's result depends on besides its seed: the training clouds and labels, the protocol
+    configuration, the engine and the device type. A saved net is reused only under the same fingerprint."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(points.detach().cpu().numpy()).tobytes())
+    h.update(np.ascontiguousarray(labels.detach().cpu().numpy()).tobytes())
+    h.update(json.dumps({"cfg": cfg.model_dump(mode="json"), "engine": chosen, "device": device.type},
+                        sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+class FinishedNets:
+    """Per-net progress of one evaluation, kept in a small JSON file so an interrupted evaluation goes on from
+    the first unfinished net instead of starting over (each net depends only on its seed)."""
+
+    def __init__(self, path: str | Path | None, fingerprint: str):
+        self.path = Path(path) if path is not None else None
+        self.fingerprint = fingerprint
+        self.nets: dict[int, NetResult] = {}
+        if self.path is None or not self.path.exists():
+            return
+        try:
+            saved = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return  # unreadable progress is not a result: those nets run again
+        if saved.get("fingerprint") == fingerprint:
+            self.nets = {int(d["seed"]): NetResult(**d) for d in saved.get("nets", [])}
+
+    def add(self, net: NetResult) -> None:
+        self.nets[net.seed] = net
+        if self.path is not None:
+            write_json_atomic(self.path, {"fingerprint": self.fingerprint,
+                                          "nets": [n.to_dict() for n in self.nets.values()]})
+
+    def discard(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
 def evaluate_synthetic(
     synth: SyntheticSet,
     test: PointCloudSet,
@@ -68,9 +112,12 @@ def evaluate_synthetic(
     progress: EvalProgress | None = None,
     engine: str = "auto",
     ensemble_size: int | None = None,
+    progress_file: str | Path | None = None,
 ) -> dict:
     """Train ``len(seeds)`` nets on ``synth`` under ``cfg``; return per-net results and their summary.
-    ``engine`` (auto, sequential, ensemble) says how; ``ensemble_size`` caps the members trained at once."""
+    ``engine`` (auto, sequential, ensemble) says how; ``ensemble_size`` caps the members trained at once.
+    With ``progress_file``, every finished net is saved there and a rerun trains only the missing ones; the
+    file is removed once all nets are done."""
     if list(synth.class_names) != list(test.class_names):
         raise DataError(
             f"the synthetic set's classes ({len(synth.class_names)}) differ from the test set's "
@@ -78,28 +125,35 @@ def evaluate_synthetic(
         )
     points = prepare_synthetic_points(synth.points, cfg)
     chosen, reason = choose_engine(engine, cfg, device)
+    finished = FinishedNets(progress_file, evaluation_fingerprint(points, synth.labels, cfg, chosen, device))
+    resumed = [s for s in seeds if s in finished.nets]
+    todo = [(i, s) for i, s in enumerate(seeds) if s not in finished.nets]
     start = time.perf_counter()
-    nets: list[NetResult] = []
     if chosen == "ensemble":
         from ddbench.evaluation.ensemble_trainer import train_and_test_ensemble
 
         size = max(1, ensemble_size or len(seeds))
-        for lo in range(0, len(seeds), size):
-            group = seeds[lo : lo + size]
-            cb = (lambda e, E, lo=lo: progress(lo, len(seeds), e, E)) if progress else None
-            nets += train_and_test_ensemble(points, synth.labels, test, cfg, group, device, test.num_classes, cb)
+        for lo in range(0, len(todo), size):
+            first, group = todo[lo][0], [s for _, s in todo[lo : lo + size]]
+            cb = (lambda e, E, first=first: progress(first, len(seeds), e, E)) if progress else None
+            for net in train_and_test_ensemble(points, synth.labels, test, cfg, group, device, test.num_classes, cb):
+                finished.add(net)
     else:
-        for i, seed in enumerate(seeds):
+        for i, seed in todo:
             cb = (lambda e, E, i=i: progress(i, len(seeds), e, E)) if progress else None
-            nets.append(train_and_test(points, synth.labels, test, cfg, seed, device, test.num_classes, cb))
+            finished.add(train_and_test(points, synth.labels, test, cfg, seed, device, test.num_classes, cb))
+    nets = [finished.nets[s] for s in seeds]
+    finished.discard()
     record = {
         "nets": [n.to_dict() for n in nets],
         **summarise(nets, cfg.ddof),
         "selection": cfg.selection,
-        "seconds": time.perf_counter() - start,
+        "seconds": time.perf_counter() - start + sum(finished.nets[s].seconds for s in resumed),
         "engine": chosen,
         "engine_reason": reason,
     }
+    if resumed:
+        record["resumed_nets"] = resumed  # trained by an earlier, interrupted run of this evaluation
     if chosen == "ensemble":
         record["ensemble_size"] = max(1, ensemble_size or len(seeds))
     return record

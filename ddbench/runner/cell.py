@@ -177,18 +177,20 @@ def execute_cell(task: CellTask, progress: CellProgress | None = None) -> CellOu
         p_cfg = p_info.make_config(spec.protocol_config)
         seeds = p_cfg.net_seeds(spec.seed)
         record["seeds"] = {"cell": spec.seed, "distill": spec.seed, "eval_nets": seeds}
+        checkpoints = Path(task.results_dir) / "checkpoints"
         with PeakMemory(device) as eval_mem:
             engine = {"engine": task.eval_engine, "ensemble_size": task.ensemble_size}
             evaluation = evaluate_synthetic(
                 synth, test, p_cfg, seeds, device,
                 lambda i, n, e, E: progress(f"eval net {i + 1}/{n}", i * E + e, n * E), **engine,
+                progress_file=checkpoints / f"{spec.cell_id}.eval.json",
             )
             intermediate = []
             for iteration in sorted(snapshots):
                 res = evaluate_synthetic(
                     snapshots[iteration], test, p_cfg, seeds, device,
                     lambda i, n, e, E, it=iteration: progress(f"eval iteration {it}, net {i + 1}/{n}", i * E + e, n * E),
-                    **engine,
+                    **engine, progress_file=checkpoints / f"{spec.cell_id}.eval-it{iteration}.json",
                 )
                 intermediate.append({"iteration": iteration, **res})
         evaluation["iteration"] = synth.info.get("iterations")
