@@ -482,3 +482,22 @@ def test_sadm_class_chunks_give_the_same_gradient_as_one_pass():
     assert torch.allclose(state["points"].grad, grad_whole, rtol=1e-4, atol=1e-6)
     for a, g in zip(state["angles"], angle_grads):
         assert g.abs().sum() > 0 and torch.allclose(a.grad, g, rtol=1e-4, atol=1e-6)
+
+
+def test_shared_gram_mmd_equals_one_mmd_per_set_in_value_and_gradient():
+    from ddbench.methods.losses import multi_bandwidth_mmd_shared
+
+    g = torch.Generator().manual_seed(0)
+    xs = [torch.randn(n, 5, 7, generator=g, dtype=torch.float64) + i for i, n in enumerate((4, 3, 6))]
+    y = torch.randn(5, 5, 7, generator=g, dtype=torch.float64).requires_grad_(True)
+    weights = (0.5, 0.2, 0.3)
+    shared = multi_bandwidth_mmd_shared(xs, y)
+    (grad_shared,) = torch.autograd.grad(sum(w * v for w, v in zip(weights, shared)), y)
+    direct = [multi_bandwidth_mmd(x, y) for x in xs]
+    (grad_direct,) = torch.autograd.grad(sum(w * v for w, v in zip(weights, direct)), y)
+    for a, b in zip(shared, direct):
+        assert float(a) == pytest.approx(float(b), rel=1e-10)
+    assert torch.allclose(grad_shared, grad_direct, rtol=1e-9, atol=1e-12)
+    assert float(min(direct)) > 0
+    with pytest.raises(ValueError, match="at least one sample"):
+        multi_bandwidth_mmd_shared([xs[0], xs[0][:0]], y)

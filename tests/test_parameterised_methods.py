@@ -350,3 +350,43 @@ def test_3ddp_class_chunks_give_the_same_loss_and_gradients_as_one_pass():
     assert total == pytest.approx(float(whole), rel=1e-5)
     for k, g in zip(("anchors", "logits"), expected):
         assert torch.allclose(state[k].grad, g, rtol=1e-4, atol=1e-7)
+
+
+def test_3ddp_partition_cache_gives_the_partitions_and_weights_computed_from_the_points(monkeypatch):
+    """The per-cloud cache (FPS partitions and uniformity, computed once per training cloud) serves exactly what
+    the direct computation gives, for the same draw, and does not recompute a cloud it has seen."""
+    from ddbench.methods import ddp3d
+
+    c = ctx(points=64, per_class=8)
+    method = DDP3DMethod(DDP3DMethod.make_config(TINY_3DDP))
+    m, n2, _ = method.sizes(c.dataset)
+    reals = method.real_batches(c, 3, torch.Generator().manual_seed(5))
+    indices = method.real_batch_indices(c, 3, torch.Generator().manual_seed(5))
+    for real, idx in zip(reals, indices):
+        assert torch.equal(real, c.train.points[idx])
+    cached = method.cached_real_sides(c, indices)
+    for real, side in zip(reals, cached):
+        direct = method.real_side(real, m, n2)
+        assert torch.equal(side.parts, direct.parts)
+        assert torch.allclose(side.weights, direct.weights, rtol=1e-5, atol=1e-7)
+        assert side.weights.sum() == pytest.approx(0.8)
+    calls = []
+    real_fps = ddp3d.fps_partition_indices
+    monkeypatch.setattr(ddp3d, "fps_partition_indices", lambda *a: calls.append(a[0].shape[0]) or real_fps(*a))
+    method.cached_real_sides(c, indices)
+    assert calls == []  # every cloud was already in the cache
+    method.cached_real_sides(c, [torch.arange(len(c.train))])
+    assert calls == [len(c.train) - len(torch.cat(indices).unique())]  # only the unseen clouds, in one batch
+
+
+def test_3ddp_iteration_matches_the_uncached_loss():
+    c = ctx(points=64, per_class=8)
+    method = DDP3DMethod(DDP3DMethod.make_config(TINY_3DDP))
+    state = method.setup(c, *method.initialise(c)[:2])
+    torch.manual_seed(3)
+    reals = method.real_batches(c, 2, torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        expected = float(method.matching_loss(c, state, method.warmed_net(c, torch.cat(reals)), reals))
+    torch.manual_seed(3)
+    got = method.iteration(c, state, torch.Generator().manual_seed(9), 1)  # same draw, same net, cached sides
+    assert got == pytest.approx(expected, rel=1e-5)

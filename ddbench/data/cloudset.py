@@ -101,13 +101,16 @@ class PointCloudSet:
             ids=self.ids, point_labels=self.point_labels.to(device) if self.point_labels is not None else None,
         )
 
-    def class_batch(self, k: int, n: int, generator: torch.Generator) -> torch.Tensor:
-        """``n`` clouds of class ``k`` drawn without replacement (with replacement when the class is smaller)."""
+    def class_batch_indices(self, k: int, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Indices of ``n`` clouds of class ``k`` drawn without replacement (with replacement when the class is
+        smaller)."""
         idx = self.indices_of_class(k)
         if len(idx) == 0:
             raise DataError(f"{self.name}: class {self.class_names[k]!r} has no clouds")
         if len(idx) >= n:
-            pick = idx[torch.randperm(len(idx), generator=generator)[:n]]
-        else:
-            pick = idx[torch.randint(len(idx), (n,), generator=generator)]
-        return self.points[pick.to(self.points.device)]
+            return idx[torch.randperm(len(idx), generator=generator)[:n]]
+        return idx[torch.randint(len(idx), (n,), generator=generator)]
+
+    def class_batch(self, k: int, n: int, generator: torch.Generator) -> torch.Tensor:
+        """The clouds of :meth:`class_batch_indices` (same draw for the same generator state)."""
+        return self.points[self.class_batch_indices(k, n, generator).to(self.points.device)]

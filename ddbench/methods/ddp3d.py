@@ -25,7 +25,8 @@ then receive identical gradients); the warm-up batch is the full real clouds of 
 
 from __future__ import annotations
 
-from dataclasses import replace
+import weakref
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -36,7 +37,7 @@ from scipy.optimize import linear_sum_assignment
 from ddbench.methods.base import DistillContext
 from ddbench.methods.initialisation import initial_clouds
 from ddbench.methods.iterative import IterativeConfig, IterativeMethod
-from ddbench.methods.losses import multi_bandwidth_mmd, sort_pointwise
+from ddbench.methods.losses import multi_bandwidth_mmd_shared, sort_pointwise
 from ddbench.ops.backends import farthest_point_sample
 from ddbench.ops.neighbors import group, knn
 from ddbench.ops.sampling import gather_points
@@ -60,16 +61,86 @@ def uniformity(points: torch.Tensor, k: int = 16) -> torch.Tensor:
     return (d.std(dim=-1) / d.mean(dim=-1).clamp_min(1e-12)).mean(dim=-1)
 
 
-def fps_partitions(clouds: torch.Tensor, parts: int, size: int) -> torch.Tensor:
-    """(B, N, 3) -> (B, parts, size, 3) by iterated FPS: FPS, take the first ``size`` points, FPS the rest, ..."""
-    remaining, out = clouds, []
+def fps_partition_indices(clouds: torch.Tensor, parts: int, size: int) -> torch.Tensor:
+    """(B, N, 3) -> (B, parts, size) indices into each cloud, by iterated FPS: FPS the cloud, the first ``size``
+    points are partition 1, FPS the rest, and so on."""
+    B, N = clouds.shape[:2]
+    remaining = torch.arange(N, device=clouds.device).expand(B, N)  # original index of every remaining point
+    out = []
     for _ in range(parts):
-        idx = farthest_point_sample(remaining, size)
-        out.append(gather_points(remaining, idx))
-        keep = torch.ones(remaining.shape[:2], dtype=torch.bool, device=remaining.device)
+        idx = farthest_point_sample(gather_points(clouds, remaining), size)
+        out.append(remaining.gather(1, idx))
+        keep = torch.ones(remaining.shape, dtype=torch.bool, device=clouds.device)
         keep.scatter_(1, idx, False)
-        remaining = remaining[keep].reshape(remaining.shape[0], -1, 3)
+        remaining = remaining[keep].reshape(B, -1)
     return torch.stack(out, dim=1)
+
+
+def fps_partitions(clouds: torch.Tensor, parts: int, size: int) -> torch.Tensor:
+    """(B, N, 3) -> (B, parts, size, 3): the points of :func:`fps_partition_indices`."""
+    return gather_points(clouds, fps_partition_indices(clouds, parts, size))
+
+
+class PartitionCache:
+    """Per training cloud: its M FPS partitions (as indices) and the uniformity of the cloud and of each partition.
+    FPS starts at the first point, so all of these depend on the cloud alone: computed the first time a cloud is
+    drawn and looked up afterwards, they take FPS and the kNN of the uniformity score out of the loop."""
+
+    def __init__(self, clouds: torch.Tensor, parts: int, size: int, batch: int = 64):
+        self.clouds, self.parts, self.size, self.batch = clouds, parts, size, batch
+        n = clouds.shape[0]
+        self.index = torch.zeros(n, parts, size, dtype=torch.long)
+        self.nu_full = torch.zeros(n)
+        self.nu_parts = torch.zeros(n, parts)
+        self.known = torch.zeros(n, dtype=torch.bool)
+
+    def lookup(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(partition indices (B, M, N2), nu of the clouds (B,), nu of their partitions (B, M)) for cloud ``idx``."""
+        idx = idx.cpu()
+        unseen = idx[~self.known[idx]].unique()
+        for new in unseen.split(self.batch) if len(unseen) else ():  # bounded memory: kNN holds batch x N x N
+            with torch.no_grad():
+                clouds = self.clouds[new].cpu().float()
+                part_idx = fps_partition_indices(clouds, self.parts, self.size)
+                parts = gather_points(clouds, part_idx).reshape(-1, self.size, 3)
+                self.index[new] = part_idx
+                self.nu_full[new] = uniformity(clouds)
+                self.nu_parts[new] = uniformity(parts).reshape(len(new), self.parts)
+                self.known[new] = True
+        return self.index[idx], self.nu_full[idx], self.nu_parts[idx]
+
+
+_CACHES: dict[int, tuple[weakref.ref, dict]] = {}  # id(clouds) -> (the clouds, {(parts, size): cache})
+
+
+def partition_cache(clouds: torch.Tensor, parts: int, size: int) -> PartitionCache:
+    """The :class:`PartitionCache` of a training set's clouds, shared by every 3DDP run on the same tensor in this
+    process (a grid's cells, a benchmark's repeats); it is dropped when the tensor is."""
+    entry = _CACHES.get(id(clouds))
+    if entry is None or entry[0]() is not clouds:
+        entry = _CACHES[id(clouds)] = (weakref.ref(clouds), {})
+        weakref.finalize(clouds, _CACHES.pop, id(clouds), None)
+    if (parts, size) not in entry[1]:
+        entry[1][(parts, size)] = PartitionCache(clouds, parts, size)
+    return entry[1][(parts, size)]
+
+
+def partition_weights(nu_full: torch.Tensor, nu_parts: torch.Tensor, penalty: bool = True) -> torch.Tensor:
+    """0.8 eta_s / sum eta for the M partitions of a batch, from the batch's uniformity scores (clouds (B,),
+    partitions (B, M)); equal weights 0.8 / M without the penalty."""
+    m = nu_parts.shape[1]
+    if not penalty:
+        return torch.full((m,), 0.8 / m)
+    eta = torch.exp(-1000 * (nu_parts.mean(dim=0) - nu_full.mean()) ** 2)
+    return 0.8 * eta / eta.sum()
+
+
+@dataclass
+class RealSide:
+    """One class's real batch as 3DDP matches it: its partitions (B, M, N2, 3) and their loss weights (M,)."""
+
+    parts: torch.Tensor
+    weights: torch.Tensor
 
 
 class DDP3DConfig(IterativeConfig):
@@ -150,20 +221,29 @@ class DDP3DMethod(IterativeMethod):
         labels = state["slot_labels"].repeat_interleave(per_slot.shape[1])
         return per_slot.reshape(-1, *per_slot.shape[2:]), labels
 
-    def partition_weights(self, full: torch.Tensor, parts: torch.Tensor) -> torch.Tensor:
-        """0.8 eta_s / sum eta for the M partitions of a batch (equal weights without the penalty)."""
-        m = parts.shape[1]
-        if not self.config.uniformity_penalty:
-            return torch.full((m,), 0.8 / m)
-        nu_full = uniformity(full).mean()
-        nu = torch.stack([uniformity(parts[:, s]).mean() for s in range(m)])
-        eta = torch.exp(-1000 * (nu - nu_full) ** 2)
-        return 0.8 * eta / eta.sum()
+    def real_side(self, real: torch.Tensor, m: int, n2: int) -> RealSide:
+        """``m`` partitions of ``n2`` points and their weights for a batch of real clouds, from their points."""
+        parts = fps_partitions(real, m, n2)
+        nu_parts = uniformity(parts.reshape(-1, n2, 3)).reshape(len(real), m)
+        return RealSide(parts, partition_weights(uniformity(real), nu_parts, self.config.uniformity_penalty))
+
+    def cached_real_sides(self, ctx: DistillContext, indices: list[torch.Tensor]) -> list[RealSide]:
+        """:meth:`real_side` of every class's batch, through the per-cloud :class:`PartitionCache`."""
+        m, n2, _ = self.sizes(ctx.dataset)
+        cache = partition_cache(ctx.train.points, m, n2)
+        sides = []
+        for idx in indices:
+            part_idx, nu_full, nu_parts = cache.lookup(idx)
+            clouds = ctx.train.points[idx.to(ctx.train.points.device)]
+            parts = gather_points(clouds, part_idx.to(clouds.device)).to(ctx.device)
+            sides.append(RealSide(parts, partition_weights(nu_full, nu_parts, self.config.uniformity_penalty)))
+        return sides
 
     def matching_loss(
-        self, ctx: DistillContext, state: dict[str, Any], net, reals: list[torch.Tensor], classes=None
+        self, ctx: DistillContext, state: dict[str, Any], net, reals: list, classes=None
     ) -> torch.Tensor:
-        """The partition-MMD loss summed over ``classes`` (default: all)."""
+        """The partition-MMD loss summed over ``classes`` (default: all). ``reals[k]`` is class k's real batch,
+        as clouds (B, N, 3) or as its :class:`RealSide`."""
         m, n2, _ = self.sizes(ctx.dataset)
         classes = range(ctx.num_classes) if classes is None else classes
         syn, syn_labels = self.clouds(state)
@@ -173,22 +253,24 @@ class DDP3DMethod(IterativeMethod):
         syn_feats = sort_pointwise(net(syn).point_features.abs())
         loss = syn_feats.new_zeros(())
         for k in classes:
-            real = reals[k]
             with torch.no_grad():
-                parts = fps_partitions(real, m, n2)  # (B, M, N2, 3)
-                w = self.partition_weights(real, parts).to(syn_feats.device)
-                feats = net(parts.reshape(-1, n2, 3)).point_features.abs()
-                feats = sort_pointwise(feats).reshape(len(real), m, *feats.shape[1:])
-            syn_k = syn_feats[syn_labels == k]
+                side = reals[k] if isinstance(reals[k], RealSide) else self.real_side(reals[k], m, n2)
+                w = side.weights.to(syn_feats.device)
+                batch = side.parts.shape[0]
+                feats = net(side.parts.reshape(-1, n2, 3)).point_features.abs()
+                feats = sort_pointwise(feats).reshape(batch, m, *feats.shape[1:])
+            mmds = multi_bandwidth_mmd_shared([feats[:, s] for s in range(m)], syn_feats[syn_labels == k])
             for s in range(m):
-                loss = loss + w[s] * multi_bandwidth_mmd(feats[:, s], syn_k)
+                loss = loss + w[s] * mmds[s]
         return loss / 10
 
     def iteration(self, ctx: DistillContext, state: dict[str, Any], gen: torch.Generator, it: int) -> float:
-        reals = self.real_batches(ctx, self.config.real_batch, gen)
-        net = self.warmed_net(ctx, torch.cat(reals))
+        indices = self.real_batch_indices(ctx, self.config.real_batch, gen)
+        sides = self.cached_real_sides(ctx, indices)
+        warmup = torch.cat([ctx.train.points[i.to(ctx.train.points.device)] for i in indices]).to(ctx.device)
+        net = self.warmed_net(ctx, warmup)
         m, n2, l_ = self.sizes(ctx.dataset)
-        total = self.step_by_class_chunks(ctx, state, net, reals, ctx.ppc * (m + l_), n2)
+        total = self.step_by_class_chunks(ctx, state, net, sides, ctx.ppc * (m + l_), n2)
         self.check_finite([state["anchors"], state["logits"]], it, self.name, "lr_anchors or lr_morphs")
         return total
 

@@ -87,6 +87,11 @@ class IterativeMethod(Method):
         """One batch of ``per_class`` real clouds for every class, on the device."""
         return [ctx.train.class_batch(k, per_class, gen).to(ctx.device) for k in range(ctx.num_classes)]
 
+    def real_batch_indices(self, ctx: DistillContext, per_class: int, gen: torch.Generator) -> list[torch.Tensor]:
+        """The training-set indices of :meth:`real_batches` (the same draw for the same generator state), for
+        methods that cache per-cloud work."""
+        return [ctx.train.class_batch_indices(k, per_class, gen) for k in range(ctx.num_classes)]
+
     def warmed_net(self, ctx: DistillContext, warmup: torch.Tensor, frozen: bool = True) -> Backbone:
         """A fresh network after the frozen-BN warm-up on ``warmup`` (PROTOCOL.md section 1)."""
         net = self.fresh_net(ctx, frozen)
