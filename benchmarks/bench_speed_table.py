@@ -10,7 +10,9 @@ Floors are measured in the same run as the achieved times, on the same threads:
   argsort, torch.sort), separately for values only (SADM's real side) and with indices (its synthetic side);
 - an iteration's FLOPs: every matmul/convolution of one iteration, forward and backward, counted by
   ``torch.utils.flop_counter.FlopCounterMode``; its sorted elements: counted at ``sort_pointwise``.
-Floor = FLOPs / matmul rate + sorted elements / sort rate. Element-wise work (BatchNorm, ReLU, max-pool, the
+Floor = FLOPs / matmul rate + sorted elements / sort rate. The rates are measured again right before every row:
+on a shared machine they drift by tens of percent within minutes, and a floor measured at another moment than
+its row would make the ratio mean little (the row prints the matmul rate it used). Element-wise work (BatchNorm, ReLU, max-pool, the
 MMD kernels) has no FLOPs in this count, so the floor is optimistic and the ratio achieved/floor an upper bound
 on what any implementation could gain.
 
@@ -102,7 +104,7 @@ class SortCounter:
             module.sort_pointwise = self._orig
 
 
-def distillation_row(name: str, ppc: int, iterations: int, train: PointCloudSet, rates: dict, device) -> dict:
+def distillation_row(name: str, ppc: int, iterations: int, train: PointCloudSet, device) -> dict:
     info = get_component("method", name)
     init = {"init": "random"} if info.cls.Config().model_dump().get("init") in ("herding", "kcenter") else {}
     ctx = DistillContext(train, ppc, 0, device, dataset="modelnet10")
@@ -114,13 +116,15 @@ def distillation_row(name: str, ppc: int, iterations: int, train: PointCloudSet,
     info.cls(info.make_config({"iterations": 1, **init})).distill(ctx)  # warm-up
     with FlopCounterMode(display=False) as flops, SortCounter() as sorts:
         info.cls(info.make_config({"iterations": 1, **init})).distill(ctx)
+    rates = {"matmul": matmul_rate(), "sort": sort_rates()}  # now, next to the timed iterations
     with PeakMemory(device) as mem:
         synth = info.cls(info.make_config({"iterations": iterations, **init})).distill(ctx)
     achieved = synth.info["seconds_per_iteration"]
     floor = (flops.get_total_flops() / rates["matmul"] + sorts.values / rates["sort"]["values"]
              + sorts.indices / rates["sort"]["indices"])
     return {"method": name, "ppc": ppc, "achieved": achieved, "floor": floor, "ratio": achieved / floor,
-            "gflop": flops.get_total_flops() / 1e9, "sorted_m": (sorts.values + sorts.indices) / 1e6,
+            "gflop": flops.get_total_flops() / 1e9, "matmul_gflops": rates["matmul"] / 1e9,
+            "sorted_m": (sorts.values + sorts.indices) / 1e6,
             "peak_mib": (mem.peak_rss_bytes or 0) / 2**20}
 
 
@@ -193,20 +197,22 @@ def main() -> None:
           f"({rates['sort']['indices_by']})\n", flush=True)
     if "distill" not in skip:
         train = modelnet10_sized_set()
-        print("| method | PPC | achieved s/it | floor s/it | ratio | GFLOP/it | sorted M/it | peak RSS MiB |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", flush=True)
+        print("| method | PPC | achieved s/it | floor s/it | ratio | GFLOP/it | sorted M/it | matmul GFLOP/s | "
+              "peak RSS MiB |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", flush=True)
         for name in args.methods.split(","):
             for ppc in ppcs:
-                r = distillation_row(name, ppc, args.iterations, train, rates, dev)
+                r = distillation_row(name, ppc, args.iterations, train, dev)
                 print(f"| {r['method']} | {r['ppc']} | {r['achieved']:.2f} | {r['floor']:.2f} | {r['ratio']:.2f} | "
-                      f"{r['gflop']:.1f} | {r['sorted_m']:.0f} | {r['peak_mib']:.0f} |", flush=True)
+                      f"{r['gflop']:.1f} | {r['sorted_m']:.0f} | {r['matmul_gflops']:.0f} | {r['peak_mib']:.0f} |",
+                      flush=True)
         print()
     if "eval" not in skip:
         print(f"| sadm protocol cell (10 nets x 500 epochs) | PPC | sequential s | ensemble s | speedup | "
               f"floor s | sequential / floor | peak RSS MiB seq / ens |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", flush=True)
         for ppc in ppcs:
-            r = evaluation_row(ppc, args.nets, args.eval_epochs, rates, dev)
+            r = evaluation_row(ppc, args.nets, args.eval_epochs, {**rates, "matmul": matmul_rate()}, dev)
             print(f"| pointnet | {r['ppc']} | {r['seq_cell']:.0f} | {r['ens_cell']:.0f} | {r['speedup']:.2f} | "
                   f"{r['floor_cell']:.0f} | {r['max_speedup']:.2f} | {r['seq_mib']:.0f} / {r['ens_mib']:.0f} |",
                   flush=True)
