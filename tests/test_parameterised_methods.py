@@ -326,12 +326,16 @@ def test_eval_at_another_resolution(tmp_path):
         at_resolution(stored, 100)
 
 
+def tiny_3ddp():
+    c = ctx(points=64, per_class=8)
+    method = DDP3DMethod(DDP3DMethod.make_config(TINY_3DDP))
+    return c, method, method.setup(c, *method.initialise(c)[:2])
+
+
 def test_3ddp_class_chunks_give_the_same_loss_and_gradients_as_one_pass():
     from ddbench.methods.iterative import class_chunks
 
-    c = ctx(points=64, per_class=8)
-    method = DDP3DMethod(DDP3DMethod.make_config(TINY_3DDP))
-    state = method.setup(c, *method.initialise(c)[:2])
+    c, method, state = tiny_3ddp()
     torch.manual_seed(0)
     reals = method.real_batches(c, 2, torch.Generator().manual_seed(0))
     net = method.warmed_net(c, torch.cat(reals))
@@ -380,9 +384,7 @@ def test_3ddp_partition_cache_gives_the_partitions_and_weights_computed_from_the
 
 
 def test_3ddp_iteration_matches_the_uncached_loss():
-    c = ctx(points=64, per_class=8)
-    method = DDP3DMethod(DDP3DMethod.make_config(TINY_3DDP))
-    state = method.setup(c, *method.initialise(c)[:2])
+    c, method, state = tiny_3ddp()
     torch.manual_seed(3)
     reals = method.real_batches(c, 2, torch.Generator().manual_seed(9))
     with torch.no_grad():
