@@ -13,4 +13,6 @@ ddbench run --config results/modelnet10_sadm_param/experiment.toml --methods 3dd
 ddbench run --config results/modelnet10_sadm_baselines/experiment.toml "${data[@]}" "$@"
 ddbench run --config results/modelnet10_sadm_coresets/experiment.toml --seeds 0 "${data[@]}" "$@"
 ddbench run --config results/modelnet10_sadm_coresets/experiment.toml --seeds 1,2 --ppc 1 --methods random,herding "${data[@]}" "$@"
+# the reference iteration budgets of 3DDP (2000) and DD3D (400): separate cells from the reduced runs above
+ddbench run --config results/modelnet10_sadm_param/experiment.toml "${data[@]}" "$@"
 ddbench run --config results/modelnet10_cross_arch/experiment.toml "${data[@]}" "$@"
