@@ -184,3 +184,13 @@ def test_backbone_layout_rows_are_evaluation_networks(tmp_path):
 def test_unknown_layout_is_clear(results):
     with pytest.raises(DDBenchError, match="unknown table layout 'rows'"):
         make_tables(results, layout="rows")
+
+
+def test_deviation_labels_drop_a_repeated_field_name():
+    from ddbench.tables.tidy import _deviation_text
+
+    devs = [{"what": "iterations (iterations)", "used": 20, "reference": 400, "kind": "budget"},
+            {"what": "iterations (outer_iterations)", "used": 5, "reference": 50, "kind": "budget"},
+            {"what": "eval_nets", "used": 5, "reference": 10, "kind": "budget"}]
+    assert _deviation_text(devs, "budget") == ("iterations=20 (ref. 400); iterations (outer_iterations)=5 "
+                                               "(ref. 50); eval_nets=5 (ref. 10)")

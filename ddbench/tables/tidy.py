@@ -53,8 +53,17 @@ def read_cells(results_dir: str | Path) -> tuple[list[dict], list[str]]:
     return cells, bad
 
 
+def _deviation_label(what: str) -> str:
+    """How a recorded deviation is named in tables: ``iterations (iterations)`` (the override and the method's
+    field of the same name) reads ``iterations``; the record itself is left as written, since it is part of the
+    cell's id."""
+    head, _, field = what.partition(" (")
+    return head if field == f"{head})" else what
+
+
 def _deviation_text(devs: list[dict], kind: str) -> str:
-    return "; ".join(f"{d['what']}={d['used']} (ref. {d['reference']})" for d in devs if d.get("kind") == kind)
+    return "; ".join(f"{_deviation_label(d['what'])}={d['used']} (ref. {d['reference']})"
+                     for d in devs if d.get("kind") == kind)
 
 
 def tidy_frame(cells: list[dict]) -> pd.DataFrame:
