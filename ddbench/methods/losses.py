@@ -34,12 +34,15 @@ def multi_bandwidth_mmd(x: torch.Tensor, y: torch.Tensor, scales: Sequence[float
     diagonals included. Trailing dimensions are flattened.
     """
     x, y = x.reshape(len(x), -1), y.reshape(len(y), -1)
-    n, m = len(x), len(y)
-    if n == 0 or m == 0:
+    if len(x) == 0 or len(y) == 0:
         raise ValueError("MMD needs at least one sample on each side")
-    z = torch.cat([x, y])
-    d = squared_distances(z)
-    total = n + m
+    return _mmd_from_distances(squared_distances(torch.cat([x, y])), len(x), scales)
+
+
+def _mmd_from_distances(d: torch.Tensor, n: int, scales: Sequence[float]) -> torch.Tensor:
+    """The biased multi-bandwidth MMD^2 of :func:`multi_bandwidth_mmd`, given the squared distances ``d`` of the
+    stacked samples (the first ``n`` rows are x, the rest y)."""
+    total = len(d)
     h = ((d.sum() - d.diagonal().sum()) / (total * (total - 1))).detach().clamp_min(1e-12)
     k = sum(torch.exp(-d / (h * s)) for s in scales)
     return k[:n, :n].mean() - 2 * k[:n, n:].mean() + k[n:, n:].mean()
@@ -55,22 +58,13 @@ def multi_bandwidth_mmd_shared(xs: Sequence[torch.Tensor], y: torch.Tensor,
         raise ValueError("MMD needs at least one sample on each side")
     flat = [x.reshape(len(x), -1) for x in xs]
     y = y.reshape(len(y), -1)
-    z = torch.cat([*flat, y])
-    gram = z @ z.t()
-    sq = gram.diagonal()
-    dist = (sq[:, None] + sq[None, :] - 2.0 * gram).clamp_min(0.0)
-    m = len(y)
-    ys = slice(len(z) - m, len(z))
+    dist = squared_distances(torch.cat([*flat, y]))
+    y_rows = torch.arange(len(dist) - len(y), len(dist), device=dist.device)
     out, lo = [], 0
     for x in flat:
-        n = len(x)
-        idx = torch.cat([torch.arange(lo, lo + n), torch.arange(ys.start, ys.stop)]).to(z.device)
-        d = dist[idx][:, idx]
-        total = n + m
-        h = ((d.sum() - d.diagonal().sum()) / (total * (total - 1))).detach().clamp_min(1e-12)
-        k = sum(torch.exp(-d / (h * s)) for s in scales)
-        out.append(k[:n, :n].mean() - 2 * k[:n, n:].mean() + k[n:, n:].mean())
-        lo += n
+        rows = torch.cat([torch.arange(lo, lo + len(x), device=dist.device), y_rows])
+        out.append(_mmd_from_distances(dist[rows][:, rows], len(x), scales))
+        lo += len(x)
     return out
 
 
