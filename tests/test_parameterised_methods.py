@@ -368,7 +368,7 @@ def test_3ddp_partition_cache_gives_the_partitions_and_weights_computed_from_the
     indices = method.real_batch_indices(c, 3, torch.Generator().manual_seed(5))
     for real, idx in zip(reals, indices):
         assert torch.equal(real, c.train.points[idx])
-    cached = method.cached_real_sides(c, indices)
+    cached = method.cached_real_sides(c, indices, reals)
     for real, side in zip(reals, cached):
         direct = method.real_side(real, m, n2)
         assert torch.equal(side.parts, direct.parts)
@@ -377,9 +377,9 @@ def test_3ddp_partition_cache_gives_the_partitions_and_weights_computed_from_the
     calls = []
     real_fps = ddp3d.fps_partition_indices
     monkeypatch.setattr(ddp3d, "fps_partition_indices", lambda *a: calls.append(a[0].shape[0]) or real_fps(*a))
-    method.cached_real_sides(c, indices)
+    method.cached_real_sides(c, indices, reals)
     assert calls == []  # every cloud was already in the cache
-    method.cached_real_sides(c, [torch.arange(len(c.train))])
+    method.cached_real_sides(c, [torch.arange(len(c.train))], [c.train.points])
     assert calls == [len(c.train) - len(torch.cat(indices).unique())]  # only the unseen clouds, in one batch
 
 

@@ -227,14 +227,15 @@ class DDP3DMethod(IterativeMethod):
         nu_parts = uniformity(parts.reshape(-1, n2, 3)).reshape(len(real), m)
         return RealSide(parts, partition_weights(uniformity(real), nu_parts, self.config.uniformity_penalty))
 
-    def cached_real_sides(self, ctx: DistillContext, indices: list[torch.Tensor]) -> list[RealSide]:
-        """:meth:`real_side` of every class's batch, through the per-cloud :class:`PartitionCache`."""
+    def cached_real_sides(self, ctx: DistillContext, indices: list[torch.Tensor],
+                          reals: list[torch.Tensor]) -> list[RealSide]:
+        """:meth:`real_side` of every class's batch (``reals[k]``: the training clouds ``indices[k]``), through the
+        per-cloud :class:`PartitionCache`."""
         m, n2, _ = self.sizes(ctx.dataset)
         cache = partition_cache(ctx.train.points, m, n2)
         sides = []
-        for idx in indices:
+        for idx, clouds in zip(indices, reals, strict=True):
             part_idx, nu_full, nu_parts = cache.lookup(idx)
-            clouds = ctx.train.points[idx.to(ctx.train.points.device)]
             parts = gather_points(clouds, part_idx.to(clouds.device)).to(ctx.device)
             sides.append(RealSide(parts, partition_weights(nu_full, nu_parts, self.config.uniformity_penalty)))
         return sides
@@ -266,9 +267,9 @@ class DDP3DMethod(IterativeMethod):
 
     def iteration(self, ctx: DistillContext, state: dict[str, Any], gen: torch.Generator, it: int) -> float:
         indices = self.real_batch_indices(ctx, self.config.real_batch, gen)
-        sides = self.cached_real_sides(ctx, indices)
-        warmup = torch.cat([ctx.train.points[i.to(ctx.train.points.device)] for i in indices]).to(ctx.device)
-        net = self.warmed_net(ctx, warmup)
+        reals = [ctx.train.points[i.to(ctx.train.points.device)] for i in indices]
+        sides = self.cached_real_sides(ctx, indices, reals)
+        net = self.warmed_net(ctx, torch.cat(reals).to(ctx.device))
         m, n2, l_ = self.sizes(ctx.dataset)
         total = self.step_by_class_chunks(ctx, state, net, sides, ctx.ppc * (m + l_), n2)
         self.check_finite([state["anchors"], state["logits"]], it, self.name, "lr_anchors or lr_morphs")
