@@ -12,9 +12,9 @@ Floors are measured in the same run as the achieved times, on the same threads:
   ``torch.utils.flop_counter.FlopCounterMode``; its sorted elements: counted at ``sort_pointwise``.
 Floor = FLOPs / matmul rate + sorted elements / sort rate. The rates are measured again right before every row:
 on a shared machine they drift by tens of percent within minutes, and a floor measured at another moment than
-its row would make the ratio mean little (the row prints the matmul rate it used). Element-wise work (BatchNorm, ReLU, max-pool, the
-MMD kernels) has no FLOPs in this count, so the floor is optimistic and the ratio achieved/floor an upper bound
-on what any implementation could gain.
+its row would make the ratio mean little (the row prints the matmul rate it used). Element-wise work (BatchNorm,
+ReLU, max-pool, the MMD kernels) has no FLOPs in this count, so the floor is optimistic and the ratio
+achieved/floor an upper bound on what any implementation could gain.
 
 Evaluation: the same synthetic set (ModelNet10 sizes: 10 classes x PPC clouds of 1024 points) trained under the
 sadm protocol by the sequential loop and by the batched ensemble, for ``--eval-epochs`` epochs and ``--nets``
