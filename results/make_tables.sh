@@ -10,3 +10,6 @@ for dir in results/modelnet10_*/; do
   ddbench table --results "$dir" --format long --output "$dir/table_long.csv"
   echo "wrote $dir/table.md, $dir/table_draws.md and $dir/table_long.csv"
 done
+# every experiment in one table per like-with-like group (cells are read from all folders)
+ddbench table --results results --format markdown --published all --datasets modelnet10 --output results/table.md
+echo "wrote results/table.md"
