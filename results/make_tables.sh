@@ -2,14 +2,16 @@
 # Regenerate every published table from the cell files (never edit the tables by hand). From the repository root:
 #   bash results/make_tables.sh
 set -euo pipefail
+published=()
 for dir in results/modelnet10_*/; do
   dir=${dir%/}
   [ -d "$dir/cells" ] || continue
+  published+=("$dir")
   ddbench table --results "$dir" --format markdown --published sadm2025 --output "$dir/table.md"
   ddbench table --results "$dir" --format markdown --published sadm2025 --std draws --output "$dir/table_draws.md"
   ddbench table --results "$dir" --format long --output "$dir/table_long.csv"
   echo "wrote $dir/table.md, $dir/table_draws.md and $dir/table_long.csv"
 done
-# every experiment in one table per like-with-like group (cells are read from all folders)
-ddbench table --results results --format markdown --published all --datasets modelnet10 --output results/table.md
+# the published experiments side by side, one table per like-with-like group (not results/runs/: local runs)
+ddbench table --results "$(IFS=,; echo "${published[*]}")" --format markdown --published all --datasets modelnet10 --output results/table.md
 echo "wrote results/table.md"

@@ -194,3 +194,15 @@ def test_deviation_labels_drop_a_repeated_field_name():
             {"what": "eval_nets", "used": 5, "reference": 10, "kind": "budget"}]
     assert _deviation_text(devs, "budget") == ("iterations=20 (ref. 400); iterations (outer_iterations)=5 "
                                                "(ref. 50); eval_nets=5 (ref. 10)")
+
+
+def test_several_results_directories_are_read_together_and_others_are_left_out(tmp_path, results):
+    other = write_cells(tmp_path / "sadm_runs", [cell("modelnet10", "sadm", 1, 0, [50.0, 52.0])])
+    write_cells(tmp_path / "local", [cell("modelnet10", "dm", 1, 0, [10.0])])  # not named: not read
+    cells, _ = read_cells([results, other, other / "cells"])  # a directory nested in another counts once
+    assert sorted(c["method"] for c in cells).count("sadm") == 1 and len(cells) == 12
+    assert "dm" not in {c["method"] for c in cells}
+    text = make_tables([results, other], datasets=["modelnet10"])
+    assert "| SADM |" in text and "| Random |" in text and "| DM |" not in text
+    with pytest.raises(DDBenchError, match="missing does not exist"):
+        read_cells([results, tmp_path / "missing"])

@@ -196,7 +196,7 @@ def run(
 
 @app.command()
 def table(
-    results: Annotated[str, typer.Option(help="Results directory to read.")] = "results/runs",
+    results: Annotated[str, typer.Option(help="Results directory to read, or several, comma-separated.")] = "results/runs",
     format: Annotated[str, typer.Option("--format", "-f", help="latex, markdown, csv (layout), tidy (one row per net), long (aggregates).")] = "markdown",
     metric: Annotated[str, typer.Option(help="oa (overall accuracy) or macc (mean class accuracy).")] = "oa",
     std: Annotated[str, typer.Option(help="nets (spread over evaluation nets, the papers' ±) or draws.")] = "nets",
@@ -220,7 +220,7 @@ def table(
         raise ConfigError(f"unknown --format {format!r}; use {', '.join(FORMATS)}, tidy or long")
     if std not in ("nets", "draws"):
         raise ConfigError(f"--std must be nets or draws, got {std!r}")
-    text = make_tables(results, format, metric, std, decimals, published, split_names(datasets),
+    text = make_tables(split_names(results), format, metric, std, decimals, published, split_names(datasets),
                        split_names(methods), iteration, layout, split_ints(ppc, "--ppc"), by, storage)
     if output:
         with atomic_path(output) as tmp:

@@ -1,5 +1,7 @@
 """Tables derived from the cell files: tidy CSV, aggregates, and the papers' layouts in CSV/Markdown/LaTeX."""
 
+from pathlib import Path
+
 from ddbench.tables.tidy import aggregate, read_cells, tidy_frame
 
 __all__ = ["aggregate", "make_tables", "read_cells", "tidy_frame"]
@@ -8,7 +10,8 @@ __all__ = ["aggregate", "make_tables", "read_cells", "tidy_frame"]
 def make_tables(results_dir, fmt="markdown", metric="oa", std="nets", decimals=1, published=None,
                 datasets=None, methods=None, iteration=None, layout="methods", ppc=None, by="ppc",
                 storage=False) -> str:
-    """Render every like-with-like table found under ``results_dir`` in ``fmt`` and ``layout``."""
+    """Render every like-with-like table found under ``results_dir`` (one directory or several) in ``fmt`` and
+    ``layout``."""
     from ddbench.errors import DDBenchError
     from ddbench.tables.layouts import (
         LAYOUTS, backbone_table_groups, build_backbone_table, build_table, load_published, table_groups,
@@ -35,8 +38,9 @@ def make_tables(results_dir, fmt="markdown", metric="oa", std="nets", decimals=1
         return agg.to_csv(index=False)
     if agg.empty:
         failed = sum(c.get("status") == "failed" for c in cells)
+        where = results_dir if isinstance(results_dir, (str, Path)) else ", ".join(map(str, results_dir))
         raise DDBenchError(
-            f"no finished cells under {results_dir} ({len(cells)} cell files, {failed} failed); "
+            f"no finished cells under {where} ({len(cells)} cell files, {failed} failed); "
             "run `ddbench run` first or check the failures with `ddbench status`"
         )
     if by == "budget" and agg["budget_bytes"].isna().all():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +32,16 @@ class _Setting:
         self.rotation, self.canonical = rotation, canonical
 
 
-def read_cells(results_dir: str | Path) -> tuple[list[dict], list[str]]:
-    """All cell records under ``results_dir`` (any depth) and the files that could not be read."""
-    root = Path(results_dir)
-    if not root.exists():
-        raise DDBenchError(f"results directory {root} does not exist; run `ddbench run --results {root}` first")
+def read_cells(results_dir: str | Path | Sequence[str | Path]) -> tuple[list[dict], list[str]]:
+    """All cell records under ``results_dir`` (one directory or several; any depth) and the files that could not
+    be read."""
+    roots = [Path(results_dir)] if isinstance(results_dir, (str, Path)) else [Path(r) for r in results_dir]
+    for root in roots:
+        if not root.exists():
+            raise DDBenchError(f"results directory {root} does not exist; run `ddbench run --results {root}` first")
     cells, bad = [], []
-    for path in sorted(root.rglob("*.json")):
+    files = {p.resolve(): p for root in reversed(roots) for p in root.rglob("*.json")}  # nested roots: once each
+    for path in sorted(files.values()):
         if path.name.endswith(".manifest.json") or path.name.startswith("."):
             continue
         try:
