@@ -15,15 +15,15 @@ import time
 
 import torch
 import torch.nn.functional as F
+from components import build_net
 
-from ddbench.backbones.base import build_backbone
+from ddbench.environment import PeakMemory, environment_record
 from ddbench.plugins import get_registries
-from ddbench.runner.environment import PeakMemory, environment_record
 
 
 def step_seconds(name: str, batch: int, points: int, device: torch.device, repeat: int) -> tuple[float, int]:
     torch.manual_seed(0)
-    net = build_backbone(name, 40).to(device).train()
+    net = build_net(name, 40).to(device).train()
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(batch, points, 3, device=device)
     y = torch.randint(0, 40, (batch,), device=device)

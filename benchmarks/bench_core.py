@@ -14,14 +14,14 @@ import json
 import time
 
 import torch
+from components import build_net
 
-from ddbench.backbones.base import build_backbone
+from ddbench.data.cloudset import epoch_batches
 from ddbench.data.shapes import Shapes
+from ddbench.environment import PeakMemory, environment_record
 from ddbench.evaluation.protocols import SADMProtocol
-from ddbench.evaluation.trainer import epoch_batches
 from ddbench.methods.coreset import herding_select, kcenter_select
 from ddbench.ops.sampling import farthest_point_sample
-from ddbench.runner.environment import PeakMemory, environment_record
 
 
 def timed(fn, repeat=3):
@@ -49,12 +49,12 @@ def main() -> None:
     pts = torch.rand(64, 2048, 3, device=dev)
     rows.append(("FPS 2048 -> 1024, 64 clouds (pure torch)", timed(lambda: farthest_point_sample(pts, 1024)), "s"))
 
-    net = build_backbone("pointnet", 10).to(dev)
+    net = build_net("pointnet", 10).to(dev)
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     for b in (8, 32):
         x, y = torch.randn(b, 1024, 3, device=dev), torch.randint(0, 10, (b,), device=dev)
 
-        def step():
+        def step(x=x, y=y):
             loss = torch.nn.functional.cross_entropy(net(x).logits, y)
             opt.zero_grad()
             loss.backward()
@@ -69,7 +69,7 @@ def main() -> None:
         x, y = torch.randn(m, 1024, 3, device=dev), torch.arange(10, device=dev).repeat_interleave(ppc)
         gen = torch.Generator().manual_seed(0)
 
-        def epoch():
+        def epoch(m=m, gen=gen, x=x, y=y):
             net.train()
             for idx in epoch_batches(m, cfg.batch_size, gen):
                 loss = torch.nn.functional.cross_entropy(net(x[idx]).logits, y[idx])

@@ -16,12 +16,11 @@ import json
 import time
 
 import torch
+from components import distill_context, method_info
 
 from ddbench.data.cloudset import PointCloudSet
 from ddbench.data.modelnet import MODELNET10_CLASSES
-from ddbench.methods.base import DistillContext
-from ddbench.plugins import get_component
-from ddbench.runner.environment import PeakMemory, environment_record
+from ddbench.environment import PeakMemory, environment_record
 
 MODELNET10_TRAIN_COUNTS = [106, 515, 889, 200, 200, 465, 200, 680, 392, 344]
 
@@ -35,11 +34,11 @@ def modelnet10_sized_set(points: int = 1024) -> PointCloudSet:
 
 
 def seconds_per_iteration(method_name: str, ppc: int, iterations: int, train: PointCloudSet, device) -> dict:
-    info = get_component("method", method_name)
+    info = method_info(method_name)
     # a coreset initialisation would time its embedding network too: start from random clouds where it matters
     init = {"init": "random"} if info.cls.Config().model_dump().get("init") in ("herding", "kcenter") else {}
     method = info.cls(info.make_config({"iterations": 1, **init}))
-    ctx = DistillContext(train, ppc, 0, device, dataset="modelnet10")
+    ctx = distill_context(train, ppc, device, "modelnet10", init.get("init", info.cls.Config().model_dump().get("init")))
     method.distill(ctx)  # warm-up: allocations, first-touch
     method = info.cls(info.make_config({"iterations": iterations, **init}))
     with PeakMemory(device) as mem:

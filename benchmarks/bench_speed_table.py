@@ -35,15 +35,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_methods import modelnet10_sized_set  # noqa: E402
+from components import distill_context, method_info, network_of  # noqa: E402
 
 from ddbench.data.cloudset import PointCloudSet  # noqa: E402
+from ddbench.environment import PeakMemory, environment_record  # noqa: E402
 from ddbench.evaluation.ensemble_trainer import train_and_test_ensemble  # noqa: E402
 from ddbench.evaluation.protocols import SADMProtocol  # noqa: E402
 from ddbench.evaluation.trainer import test_net, train_and_test  # noqa: E402
 from ddbench.methods import losses  # noqa: E402
-from ddbench.methods.base import DistillContext  # noqa: E402
-from ddbench.plugins import get_component  # noqa: E402
-from ddbench.runner.environment import PeakMemory, environment_record  # noqa: E402
 
 MODELNET40_TRAIN = 9843
 MODELNET10_TEST = 908
@@ -105,9 +104,9 @@ class SortCounter:
 
 
 def distillation_row(name: str, ppc: int, iterations: int, train: PointCloudSet, device) -> dict:
-    info = get_component("method", name)
+    info = method_info(name)
     init = {"init": "random"} if info.cls.Config().model_dump().get("init") in ("herding", "kcenter") else {}
-    ctx = DistillContext(train, ppc, 0, device, dataset="modelnet10")
+    ctx = distill_context(train, ppc, device, "modelnet10", init.get("init", info.cls.Config().model_dump().get("init")))
     if name == "3ddp":  # steady state: every real cloud's partitions cached, as after the first ~150 iterations
         from ddbench.methods.ddp3d import partition_cache
 
@@ -137,19 +136,19 @@ def evaluation_row(ppc: int, nets: int, epochs: int, rates: dict, device) -> dic
     full = SADMProtocol.make_config({})
     cfg = full.with_epochs(epochs)
     seeds = list(range(nets))
-    train_and_test(points, labels, test, cfg.with_epochs(1), 99, device, 10)  # warm-up
+    train_and_test(points, labels, test, cfg.with_epochs(1), 99, device, 10, network=network_of(cfg.with_epochs(1)))  # warm-up
     with PeakMemory(device) as seq_mem:
-        seq = _timed(lambda: [train_and_test(points, labels, test, cfg, s, device, 10) for s in seeds])
+        seq = _timed(lambda: [train_and_test(points, labels, test, cfg, s, device, 10, network=network_of(cfg)) for s in seeds])
     with PeakMemory(device) as ens_mem:
-        ens = _timed(lambda: train_and_test_ensemble(points, labels, test, cfg, seeds, device, 10))
+        ens = _timed(lambda: train_and_test_ensemble(points, labels, test, cfg, seeds, device, 10, network=network_of(cfg)))
     torch.manual_seed(0)
     from ddbench.evaluation.trainer import build_evaluation_net
 
-    net = build_evaluation_net(full, 10)
+    net = build_evaluation_net(full, 10, network_of(full))
     test_set = PointCloudSet(torch.randn(128, 1024, 3), torch.zeros(128, dtype=torch.long), test.class_names, "t")
     test_s = _timed(lambda: test_net(net, test_set, full.test_batch_size, device)) * MODELNET10_TEST / 128
     with FlopCounterMode(display=False) as flops:
-        train_and_test(points, labels, test, cfg.with_epochs(1), 98, device, 10)
+        train_and_test(points, labels, test, cfg.with_epochs(1), 98, device, 10, network=network_of(cfg.with_epochs(1)))
     per_net_epoch_flops = flops.get_total_flops()  # one epoch plus a 10-cloud test pass
     scale = full.num_nets * full.epochs
     seq_cell = seq / (nets * epochs) * scale + full.num_nets * test_s
@@ -168,8 +167,8 @@ def modelnet40_memory_row(device) -> dict:
     labels = torch.arange(40).repeat_interleave(torch.from_numpy(counts))
     clouds = torch.randn(len(labels), 1024, 3, generator=gen)
     train = PointCloudSet(clouds, labels, [f"c{k}" for k in range(40)], "modelnet40-sized")
-    info = get_component("method", "sadm")
-    ctx = DistillContext(train, 10, 0, device, dataset="modelnet40")
+    info = method_info("sadm")
+    ctx = distill_context(train, 10, device, "modelnet40", "random")
     with PeakMemory(device) as mem:
         synth = info.cls(info.make_config({"iterations": 1})).distill(ctx)
     return {"peak_mib": (mem.peak_rss_bytes or 0) / 2**20, "seconds": synth.info["seconds_per_iteration"]}
@@ -208,8 +207,8 @@ def main() -> None:
                       flush=True)
         print()
     if "eval" not in skip:
-        print(f"| sadm protocol cell (10 nets x 500 epochs) | PPC | sequential s | ensemble s | speedup | "
-              f"floor s | sequential / floor | peak RSS MiB seq / ens |")
+        print("| sadm protocol cell (10 nets x 500 epochs) | PPC | sequential s | ensemble s | speedup | "
+              "floor s | sequential / floor | peak RSS MiB seq / ens |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", flush=True)
         for ppc in ppcs:
             r = evaluation_row(ppc, args.nets, args.eval_epochs, {**rates, "matmul": matmul_rate()}, dev)

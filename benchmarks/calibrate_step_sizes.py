@@ -2,7 +2,7 @@
 
     python benchmarks/calibrate_step_sizes.py --data-root ../shared/data
 
-PROTOCOL.md leaves DM's and DC's learning rates on coordinates open ("lr 1 in the image reference; tune for
+docs/specification.md leaves DM's and DC's learning rates on coordinates open ("lr 1 in the image reference; tune for
 points"). Tuning them on test accuracy would be selection on the test set, so ddbench matches step sizes instead:
 the mean per-point displacement of one update at a method's lr, compared with SADM's at its reference lr 10. The
 measurement uses only the training set (random PPC 1 initialisation, three fresh networks). Prints the mean and
@@ -15,13 +15,13 @@ import argparse
 
 import numpy as np
 import torch
+from components import distill_context
 
-from ddbench.data import open_dataset
-from ddbench.methods.base import DistillContext
 from ddbench.methods.dc import DCMethod
 from ddbench.methods.dm import DMMethod
 from ddbench.methods.initialisation import initial_clouds
 from ddbench.methods.sadm import SADMMethod
+from ddbench.pipeline import open_dataset
 
 
 def gradient_norms(method, ctx, points, labels, real_batch, seeds, trained_net=False):
@@ -33,7 +33,7 @@ def gradient_norms(method, ctx, points, labels, real_batch, seeds, trained_net=F
         reals = method.real_batches(ctx, real_batch, gen)
         net = method.warmed_net(ctx, torch.cat(reals), frozen=not trained_net)
         loss = method.matching_loss(ctx, state, net, reals)
-        g = torch.autograd.grad(loss, state["points"])[0].norm(dim=-1)
+        g = torch.autograd.grad(loss, state.points)[0].norm(dim=-1)
         means.append(float(g.mean()))
         maxes.append(float(g.max()))
     return float(np.mean(means)), float(np.mean(maxes))
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--data-root", default=None)
     args = parser.parse_args()
     train = open_dataset(args.dataset, data_root=args.data_root).load("train")
-    ctx = DistillContext(train, 1, 0, torch.device("cpu"))
+    ctx = distill_context(train, 1, torch.device("cpu"), "")
     points, labels, _ = initial_clouds(ctx, "random")
     seeds = (1, 2, 3)
     ref_mean, ref_max = gradient_norms(SADMMethod(), ctx, points, labels, 8, seeds)

@@ -2,7 +2,7 @@
 
 Each method, backbone, dataset and protocol declares a ``Config`` subclass of :class:`ComponentConfig`.
 Unknown keys are rejected (``extra="forbid"``) so that a misspelt hyperparameter never silently falls back to
-its default, and defaults are the reference values of PROTOCOL.md.
+its default, and defaults are the reference values of docs/specification.md.
 """
 
 from __future__ import annotations

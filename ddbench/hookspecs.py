@@ -3,7 +3,7 @@
 A plugin is a module (or object) with functions decorated by :data:`hookimpl` and named after the specs below.
 Each hook receives a ``register`` callback; call it once per component class::
 
-    from ddbench import hookimpl
+    from ddbench.api import hookimpl
 
     @hookimpl
     def register_methods(register):
@@ -25,32 +25,32 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 @hookspec
 def register_methods(register):
-    """Register distillation / selection methods (subclasses of ddbench.methods.base.Method)."""
+    """Register distillation / selection methods (subclasses of ddbench.api.Method)."""
 
 
 @hookspec
 def register_backbones(register):
-    """Register networks (subclasses of ddbench.backbones.base.Backbone)."""
+    """Register networks (subclasses of ddbench.api.Backbone)."""
 
 
 @hookspec
 def register_datasets(register):
-    """Register datasets (subclasses of ddbench.data.base.Dataset)."""
+    """Register datasets (subclasses of ddbench.api.Dataset)."""
 
 
 @hookspec
 def register_protocols(register):
-    """Register evaluation protocols (subclasses of ddbench.evaluation.protocols.Protocol)."""
+    """Register evaluation protocols (subclasses of ddbench.api.Protocol)."""
 
 
 @hookspec
 def register_executors(register):
-    """Register grid executors (subclasses of ddbench.runner.executors.Executor)."""
+    """Register grid executors (subclasses of ddbench.api.Executor)."""
 
 
 @hookspec
 def register_transforms(register):
-    """Register point-cloud transforms (subclasses of ddbench.data.transforms.Transform)."""
+    """Register point-cloud transforms (subclasses of ddbench.api.Transform)."""
 
 
 #: hook name -> component kind it registers

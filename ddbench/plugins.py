@@ -98,6 +98,80 @@ def _ddbench_version() -> str:
     return __version__
 
 
+def _candidates(extra_plugins, entry_points: bool) -> list[tuple[str, str, str, str, Any]]:
+    """(name, module, distribution, version, loader) of every third-party plugin to consider."""
+    out: list[tuple[str, str, str, str, Any]] = []
+    if entry_points:
+        for ep in installed_entry_points():
+            dist = getattr(ep, "dist", None)
+            out.append((ep.name, ep.value, dist.name if dist else "?", dist.version if dist else "?", ep.load))
+    for name, obj in extra_plugins or []:
+        out.append((name, getattr(obj, "__name__", repr(obj)), "(in-process)", "", lambda o=obj: o))
+    return out
+
+
+def _load_third_party(pm: pluggy.PluginManager, candidate) -> PluginInfo:
+    """Register one third-party plugin with ``pm``; its :class:`PluginInfo` says loaded, disabled or broken."""
+    name, modname, dist, version, load = candidate
+    info = PluginInfo(name, modname, dist, version, builtin=False)
+    allow, deny = _env_list("DDBENCH_PLUGINS"), _env_list("DDBENCH_DISABLE_PLUGINS") or set()
+    if name in deny or (allow is not None and name not in allow):
+        info.status = "disabled"
+        info.error = "disabled by DDBENCH_DISABLE_PLUGINS" if name in deny else "not in DDBENCH_PLUGINS"
+        return info
+    if pm.has_plugin(name):
+        info.status, info.error = "broken", f"another plugin is already registered under the name {name!r}"
+        return info
+    try:
+        pm.register(load(), name=name)
+    except Exception as err:  # noqa: BLE001 - any import failure makes the plugin broken, not ddbench
+        info.status, info.error = "broken", f"failed to load: {_one_line(err)}"
+        return info
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as err:
+        pm.unregister(name=name)
+        info.status = "broken"
+        info.error = f"{_one_line(err)} (hooks ddbench defines: {', '.join(hookspecs.HOOK_KINDS)})"
+    return info
+
+
+def _call_hook(impl, kind: str, registry: Registry, info: PluginInfo) -> None:
+    """Collect what one plugin's hook registers; all of it is kept or, on any error, none of it."""
+    staged: list[type] = []
+    impl.function(register=staged.append)
+    added = []
+    try:
+        for cls in staged:
+            registry.add(cls, source=info.name, source_version=info.version)
+            added.append(cls.name)
+    except Exception:
+        for n in added:
+            registry.remove(n)
+        raise
+    info.components += [(kind, n) for n in added]
+
+
+def _register_components(pm: pluggy.PluginManager, plugins: list[PluginInfo]) -> dict[str, Registry]:
+    by_kind = {kind: Registry(kind) for kind in KINDS}
+    status = {p.name: p for p in plugins}
+    # Built-ins first, then third-party plugins in load order, so that built-in names win collisions.
+    for hook_name, kind in hookspecs.HOOK_KINDS.items():
+        hook = getattr(pm.hook, hook_name)
+        for impl in sorted(hook.get_hookimpls(), key=lambda i: (not status[i.plugin_name].builtin,)):
+            info = status[impl.plugin_name]
+            if info.status != "loaded":
+                continue
+            try:
+                _call_hook(impl, kind, by_kind[kind], info)
+            except Exception as err:  # noqa: BLE001
+                if info.builtin:
+                    raise PluginError(f"built-in plugin {info.name} failed: {_one_line(err)}") from err
+                info.status, info.error = "broken", f"{hook_name} failed: {_one_line(err)}"
+                _drop_components(by_kind, info)
+    return by_kind
+
+
 def load_registries(
     extra_plugins: list[tuple[str, Any]] | None = None,
     entry_points: bool = True,
@@ -110,79 +184,11 @@ def load_registries(
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     plugins: list[PluginInfo] = []
-
     for modname in BUILTIN_PLUGINS:
-        module = importlib.import_module(modname)
-        pm.register(module, name=modname)
+        pm.register(importlib.import_module(modname), name=modname)
         plugins.append(PluginInfo(modname, modname, "ddbench", _ddbench_version(), builtin=True))
-
-    candidates: list[tuple[str, str, str, str, Any]] = []  # name, module, dist, version, loader
-    if entry_points:
-        for ep in installed_entry_points():
-            dist = getattr(ep, "dist", None)
-            candidates.append(
-                (ep.name, ep.value, dist.name if dist else "?", dist.version if dist else "?", ep.load)
-            )
-    for name, obj in extra_plugins or []:
-        candidates.append((name, getattr(obj, "__name__", repr(obj)), "(in-process)", "", lambda o=obj: o))
-
-    allow = _env_list("DDBENCH_PLUGINS")
-    deny = _env_list("DDBENCH_DISABLE_PLUGINS") or set()
-    for name, modname, dist, version, load in candidates:
-        info = PluginInfo(name, modname, dist, version, builtin=False)
-        plugins.append(info)
-        if name in deny or (allow is not None and name not in allow):
-            info.status = "disabled"
-            info.error = "disabled by DDBENCH_DISABLE_PLUGINS" if name in deny else "not in DDBENCH_PLUGINS"
-            continue
-        if pm.has_plugin(name):
-            info.status, info.error = "broken", f"another plugin is already registered under the name {name!r}"
-            continue
-        try:
-            module = load()
-            pm.register(module, name=name)
-        except Exception as err:  # noqa: BLE001 - any import failure makes the plugin broken, not ddbench
-            info.status, info.error = "broken", f"failed to load: {_one_line(err)}"
-            continue
-        try:
-            pm.check_pending()
-        except pluggy.PluginValidationError as err:
-            pm.unregister(name=name)
-            info.status = "broken"
-            info.error = (
-                f"{_one_line(err)} (hooks ddbench defines: {', '.join(hookspecs.HOOK_KINDS)})"
-            )
-
-    by_kind = {kind: Registry(kind) for kind in KINDS}
-    status = {p.name: p for p in plugins}
-    # Built-ins first, then third-party plugins in load order, so that built-in names win collisions.
-    for hook_name, kind in hookspecs.HOOK_KINDS.items():
-        hook = getattr(pm.hook, hook_name)
-        impls = sorted(hook.get_hookimpls(), key=lambda i: (not status[i.plugin_name].builtin,))
-        for impl in impls:
-            info = status[impl.plugin_name]
-            if info.status != "loaded":
-                continue
-            staged: list[type] = []
-            try:
-                impl.function(register=staged.append)
-                registry = by_kind[kind]
-                added = []
-                try:
-                    for cls in staged:
-                        registry.add(cls, source=info.name, source_version=info.version)
-                        added.append(cls.name)
-                except Exception:
-                    for n in added:
-                        registry.remove(n)
-                    raise
-                info.components += [(kind, n) for n in added]
-            except Exception as err:  # noqa: BLE001
-                if info.builtin:
-                    raise PluginError(f"built-in plugin {info.name} failed: {_one_line(err)}") from err
-                info.status, info.error = "broken", f"{hook_name} failed: {_one_line(err)}"
-                _drop_components(by_kind, info)
-    return Registries(by_kind=by_kind, plugins=plugins, manager=pm)
+    plugins += [_load_third_party(pm, c) for c in _candidates(extra_plugins, entry_points)]
+    return Registries(by_kind=_register_components(pm, plugins), plugins=plugins, manager=pm)
 
 
 def _drop_components(by_kind: dict[str, Registry], info: PluginInfo) -> None:

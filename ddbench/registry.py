@@ -68,7 +68,7 @@ def validate_component(kind: str, cls: Any) -> None:
         raise PluginError(f"{kind} name {name!r} must not contain spaces or commas")
     config = getattr(cls, "Config", None)
     if not (isinstance(config, type) and issubclass(config, ComponentConfig)):
-        raise PluginError(f"{kind} {name!r} must declare `Config`, a subclass of ddbench.config.ComponentConfig")
+        raise PluginError(f"{kind} {name!r} must declare `Config`, a subclass of ddbench.api.ComponentConfig")
     if config.model_config.get("extra") != "forbid":
         raise PluginError(f"{kind} {name!r}: its Config must forbid unknown keys (extra='forbid')")
     try:

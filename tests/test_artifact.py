@@ -24,7 +24,7 @@ def test_round_trip_keeps_everything(tmp_path):
     s = make_set()
     path = tmp_path / "set.h5"
     manifest = save_artifact(path, s, {"method": "m", "method_version": "1", "ppc": 2, "seed": 5})
-    assert manifest_path(path).exists()
+    assert manifest_path(path).exists() and manifest["storage"]["clouds"] == len(s.labels)
     loaded, m2 = load_artifact(path)
     assert torch.equal(loaded.points, s.points) and torch.equal(loaded.labels, s.labels)
     assert torch.equal(loaded.extras["angles"], s.extras["angles"])

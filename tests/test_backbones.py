@@ -1,4 +1,4 @@
-"""Backbones: the PointNet variants of PROTOCOL.md section 2 and the shared interface."""
+"""Backbones: the PointNet variants of docs/specification.md#networks and the shared interface."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ import pytest
 import torch
 from torch import nn
 
-from ddbench.backbones.base import build_backbone, check_provides
+from ddbench.backbones.base import check_provides
 from ddbench.backbones.pointnet import PointNet, PointNetIN
 from ddbench.backbones.utils import bn_warmup
 from ddbench.errors import DataError, IncompatibleError
+from tests.helpers import build_net
 
 
 @pytest.mark.parametrize("name", ["pointnet", "pointnet_in"])
 def test_outputs_shapes_and_global_is_max_of_pointwise(name):
-    net = build_backbone(name, num_classes=7)
+    net = build_net(name, num_classes=7)
     net.eval()
     x = torch.randn(4, 50, 3)
     out = net(x)
@@ -26,7 +27,7 @@ def test_outputs_shapes_and_global_is_max_of_pointwise(name):
 
 @pytest.mark.parametrize("name", ["pointnet", "pointnet_in"])
 def test_gradients_reach_the_points(name):
-    net = build_backbone(name, num_classes=5)
+    net = build_net(name, num_classes=5)
     net.train()
     x = torch.randn(4, 30, 3, requires_grad=True)
     out = net(x)
@@ -70,7 +71,7 @@ def test_pointnet_in_has_instance_norm_without_affine_and_single_linear():
 
 
 def test_wrong_input_shape_is_clear():
-    net = build_backbone("pointnet", 3)
+    net = build_net("pointnet", 3)
     with pytest.raises(DataError, match=r"\(B, N, 3\)"):
         net(torch.randn(2, 3, 50))
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ddbench.backbones.base import build_backbone
 from ddbench.backbones.builtin import BUILTIN_BACKBONES
 from tests.conftest import make_cloudset
+from tests.helpers import build_net
 
 NAMES = [cls.name for cls in BUILTIN_BACKBONES]
 
@@ -20,7 +20,7 @@ PUBLISHED_PARAMS = {"dgcnn": 1.8e6, "pct": 2.88e6, "pointnet2_ssg": 1.48e6, "poi
 @pytest.mark.parametrize("points", [256, 1024])
 def test_forward_backward_shapes_and_input_gradients(name, points):
     torch.manual_seed(0)
-    net = build_backbone(name, num_classes=7).train()
+    net = build_net(name, num_classes=7).train()
     x = torch.randn(2, points, 3, requires_grad=True)
     out = net(x)
     assert out.logits.shape == (2, 7)
@@ -36,7 +36,7 @@ def test_forward_backward_shapes_and_input_gradients(name, points):
 @pytest.mark.parametrize("name", NAMES)
 def test_fewer_points_than_designed(name):
     """3DDP's 252-point anchors run (hierarchical nets use every point as a centroid when they have fewer)."""
-    net = build_backbone(name, num_classes=4).eval()
+    net = build_net(name, num_classes=4).eval()
     with torch.no_grad():
         assert net(torch.randn(3, 252, 3)).logits.shape == (3, 4)
 
@@ -45,7 +45,7 @@ def test_fewer_points_than_designed(name):
 def test_a_tiny_training_run_lowers_the_loss(name):
     torch.manual_seed(0)
     data = make_cloudset(num_classes=3, per_class=4, points=32)  # small: PointNet++/PointConv are FLOP-heavy
-    net = build_backbone(name, num_classes=3).train()
+    net = build_net(name, num_classes=3).train()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     losses = []
     for _ in range(12):
@@ -59,5 +59,5 @@ def test_a_tiny_training_run_lowers_the_loss(name):
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMS))
 def test_parameter_counts_match_the_papers(name):
-    params = build_backbone(name, num_classes=40).num_parameters()
+    params = build_net(name, num_classes=40).num_parameters()
     assert abs(params - PUBLISHED_PARAMS[name]) / PUBLISHED_PARAMS[name] < 0.06, params

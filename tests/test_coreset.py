@@ -15,6 +15,7 @@ from ddbench.methods.coreset import (
     herding_select,
     kcenter_select,
 )
+from tests.helpers import backbone_factory
 
 CPU = torch.device("cpu")
 
@@ -71,7 +72,7 @@ def test_ppc_larger_than_a_class_is_a_clear_error(toy_set):
 
 def test_herding_and_kcenter_record_their_embedding_and_agree_at_ppc1(toy_set, tmp_path):
     cfg = {"embedding": "random"}
-    ctx = DistillContext(toy_set, ppc=1, seed=0, device=CPU, cache_dir=tmp_path)
+    ctx = DistillContext(toy_set, ppc=1, seed=0, device=CPU, cache_dir=tmp_path, backbone=backbone_factory())
     h = HerdingMethod(HerdingMethod.make_config(cfg)).distill(ctx)
     k = KCenterMethod(KCenterMethod.make_config(cfg)).distill(ctx)
     assert h.info["selected_indices"] == k.info["selected_indices"]
@@ -82,7 +83,7 @@ def test_herding_and_kcenter_record_their_embedding_and_agree_at_ppc1(toy_set, t
 
 def test_trained_embedding_is_cached_and_reused(toy_set, tmp_path):
     cfg = HerdingMethod.make_config({"embedding_epochs": 1, "embedding_batch_size": 4})
-    ctx = DistillContext(toy_set, ppc=2, seed=0, device=CPU, cache_dir=tmp_path)
+    ctx = DistillContext(toy_set, ppc=2, seed=0, device=CPU, cache_dir=tmp_path, backbone=backbone_factory())
     first = HerdingMethod(cfg).distill(ctx)
     second = KCenterMethod(KCenterMethod.make_config(cfg.model_dump())).distill(ctx)
     assert first.info["embedding_net"]["cached"] is False
@@ -97,3 +98,8 @@ def test_whole_returns_every_training_cloud(toy_set):
     capped = WholeMethod(WholeMethod.make_config({"max_per_class": 2})).distill(
         DistillContext(toy_set, ppc=None, seed=0, device=CPU))
     assert capped.labels.tolist() == [0, 0, 1, 1, 2, 2]
+
+
+def test_embedding_coresets_without_a_backbone_say_which_to_give(toy_set):
+    with pytest.raises(ConfigError, match="needs a distillation backbone"):
+        HerdingMethod().distill(DistillContext(toy_set, ppc=1, seed=0, device=CPU))

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from ddbench.data import open_dataset
 from ddbench.data.cloudset import PointCloudSet
 from ddbench.data.modelnet import MODELNET10_CLASSES, ModelNet10, ModelNetConfig
 from ddbench.data.shapes import SHAPE_CLASSES, Shapes, ShapesConfig
 from ddbench.errors import DataError
+from ddbench.pipeline import open_dataset
 
 # -- PointCloudSet ----------------------------------------------------------------------------------------------
 

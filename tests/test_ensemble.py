@@ -13,13 +13,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.conftest import make_cloudset
 from ddbench.errors import TrainingDivergedError
 from ddbench.evaluation.ensemble_trainer import train_and_test_ensemble
 from ddbench.evaluation.evaluate import choose_engine, evaluate_synthetic
 from ddbench.evaluation.protocols import DD3DProtocol, SADMProtocol
 from ddbench.evaluation.trainer import train_and_test
 from ddbench.synthetic.artifact import SyntheticSet
+from tests.conftest import make_cloudset
+from tests.helpers import network_of
 
 CPU = torch.device("cpu")
 
@@ -71,11 +72,11 @@ def test_each_member_matches_its_sequentially_trained_net(protocol, overrides, f
     cfg = protocol.make_config(overrides)
     seeds = [11, 12, 13]
     results, ensemble = train_and_test_ensemble(
-        train.points, train.labels, test, cfg, seeds, CPU, 3, return_ensemble=True
-    )
+        train.points, train.labels, test, cfg, seeds, CPU, 3, return_ensemble=True,
+        network=network_of(cfg))
     members = ensemble.export_members()
     for seed, member, res in zip(seeds, members, results):
-        ref, net = train_and_test(train.points, train.labels, test, cfg, seed, CPU, 3, return_net=True)
+        ref, net = train_and_test(train.points, train.labels, test, cfg, seed, CPU, 3, return_net=True, network=network_of(cfg))
         assert _max_weight_gap(member, net) < 1e-4
         member.eval(), net.eval()
         with torch.no_grad():
@@ -89,7 +90,7 @@ def test_each_member_matches_its_sequentially_trained_net(protocol, overrides, f
 def test_members_differ_from_each_other():
     train, test = make_cloudset(per_class=3, points=32), make_cloudset(per_class=2, points=32, seed=1)
     cfg = SADMProtocol.make_config({"epochs": 2, "step_epoch": 2, "batch_size": 4})
-    _, ensemble = train_and_test_ensemble(train.points, train.labels, test, cfg, [1, 2], CPU, 3, return_ensemble=True)
+    _, ensemble = train_and_test_ensemble(train.points, train.labels, test, cfg, [1, 2], CPU, 3, return_ensemble=True, network=network_of(cfg))
     a, b = ensemble.export_members()
     assert _max_weight_gap(a, b) > 1e-3
 
@@ -97,10 +98,10 @@ def test_members_differ_from_each_other():
 def test_best_test_selection_tracks_each_member(float64):
     train, test = _sets(points=32, per_class=3)
     cfg = DD3DProtocol.make_config({"epochs": 3, "batch_size": 4, "selection": "best_test"})
-    results = train_and_test_ensemble(train.points, train.labels, test, cfg, [5, 6], CPU, 3)
+    results = train_and_test_ensemble(train.points, train.labels, test, cfg, [5, 6], CPU, 3, network=network_of(cfg))
     for res in results:
         assert len(res.test_curve) == 3 and res.oa == max(res.test_curve)
-        ref = train_and_test(train.points, train.labels, test, cfg, res.seed, CPU, 3)
+        ref = train_and_test(train.points, train.labels, test, cfg, res.seed, CPU, 3, network=network_of(cfg))
         assert res.test_curve == ref.test_curve and res.selected_epoch == ref.selected_epoch
 
 
@@ -108,16 +109,18 @@ def test_divergence_names_the_member():
     train, test = make_cloudset(per_class=3, points=32), make_cloudset(per_class=2, points=32, seed=1)
     cfg = SADMProtocol.make_config({"epochs": 2, "step_epoch": 2, "batch_size": 4, "lr": 1e30, "momentum": 0.0})
     with pytest.raises(TrainingDivergedError, match=r"seed \d+\) got a non-finite loss"):
-        train_and_test_ensemble(train.points, train.labels, test, cfg, [1, 2], CPU, 3)
+        train_and_test_ensemble(train.points, train.labels, test, cfg, [1, 2], CPU, 3, network=network_of(cfg))
 
 
 def test_engine_choice_is_recorded_and_falls_back():
     cfg = SADMProtocol.make_config({})
-    assert choose_engine("ensemble", cfg, CPU)[0] == "ensemble"
-    assert choose_engine("sequential", cfg, CPU)[0] == "sequential"
-    engine, reason = choose_engine("ensemble", SADMProtocol.make_config({"backbone": "dgcnn"}), CPU)
+    assert choose_engine("ensemble", cfg, CPU, network_of(cfg).cls)[0] == "ensemble"
+    assert choose_engine("sequential", cfg, CPU, network_of(cfg).cls)[0] == "sequential"
+    dgcnn = SADMProtocol.make_config({"backbone": "dgcnn"})
+    engine, reason = choose_engine("ensemble", dgcnn, CPU, network_of(dgcnn).cls)
     assert engine == "sequential" and "dgcnn has no ensemble implementation" in reason
-    engine, reason = choose_engine("ensemble", DD3DProtocol.make_config({"canonicalise": "pca"}), CPU)
+    pca = DD3DProtocol.make_config({"canonicalise": "pca"})
+    engine, reason = choose_engine("ensemble", pca, CPU, network_of(pca).cls)
     assert engine == "sequential" and "canonicalis" in reason
 
 
@@ -125,12 +128,12 @@ def test_evaluate_synthetic_with_ensemble_engine_records_it():
     train, test = make_cloudset(per_class=2, points=32), make_cloudset(per_class=3, points=32, seed=1)
     synth = SyntheticSet(train.points, train.labels, train.class_names)
     cfg = SADMProtocol.make_config({"epochs": 2, "step_epoch": 2, "batch_size": 4})
-    seq = evaluate_synthetic(synth, test, cfg, [3, 4], CPU, engine="sequential")
-    ens = evaluate_synthetic(synth, test, cfg, [3, 4], CPU, engine="ensemble")
+    seq = evaluate_synthetic(synth, test, cfg, [3, 4], CPU, engine="sequential", network=network_of(cfg))
+    ens = evaluate_synthetic(synth, test, cfg, [3, 4], CPU, engine="ensemble", network=network_of(cfg))
     assert seq["engine"] == "sequential" and ens["engine"] == "ensemble" and ens["engine_reason"]
     assert [n["seed"] for n in ens["nets"]] == [n["seed"] for n in seq["nets"]] == [3, 4]
     assert ens["num_nets"] == 2 and 0 <= ens["oa_mean"] <= 100
-    grouped = evaluate_synthetic(synth, test, cfg, [3, 4, 5], CPU, engine="ensemble", ensemble_size=2)
+    grouped = evaluate_synthetic(synth, test, cfg, [3, 4, 5], CPU, engine="ensemble", ensemble_size=2, network=network_of(cfg))
     assert [n["seed"] for n in grouped["nets"]] == [3, 4, 5] and grouped["ensemble_size"] == 2
 
 

@@ -11,6 +11,7 @@ from ddbench.evaluation.protocols import DD3DProtocol, SADMProtocol
 from ddbench.evaluation.trainer import epoch_batches, lr_for_epoch, train_and_test
 from ddbench.synthetic.artifact import SyntheticSet
 from tests.conftest import make_cloudset
+from tests.helpers import network_of
 
 CPU = torch.device("cpu")
 
@@ -67,8 +68,8 @@ def tiny_protocol(**kw):
 def test_training_learns_a_separable_problem_and_is_reproducible():
     train, test = make_cloudset(per_class=4, seed=0), make_cloudset(per_class=6, seed=1)
     cfg = tiny_protocol()
-    a = train_and_test(train.points, train.labels, test, cfg, 7, CPU, 3)
-    b = train_and_test(train.points, train.labels, test, cfg, 7, CPU, 3)
+    a = train_and_test(train.points, train.labels, test, cfg, 7, CPU, 3, network=network_of(cfg))
+    b = train_and_test(train.points, train.labels, test, cfg, 7, CPU, 3, network=network_of(cfg))
     assert a.oa > 80 and a.macc > 80
     assert a.oa == b.oa and a.final_train_loss == b.final_train_loss
     assert a.selected_epoch == 15 and len(a.per_class_acc) == 3
@@ -78,7 +79,7 @@ def test_divergence_is_reported():
     train, test = make_cloudset(per_class=4), make_cloudset(per_class=2, seed=1)
     cfg = tiny_protocol(lr=1e30, momentum=0.0)
     with pytest.raises(TrainingDivergedError, match="non-finite loss"):
-        train_and_test(train.points * 1e20, train.labels, test, cfg, 0, CPU, 3)
+        train_and_test(train.points * 1e20, train.labels, test, cfg, 0, CPU, 3, network=network_of(cfg))
 
 
 def test_nan_synthetic_set_is_refused():
@@ -86,20 +87,20 @@ def test_nan_synthetic_set_is_refused():
     synth = SyntheticSet(torch.zeros(3, 8, 3), torch.tensor([0, 1, 2]), list(test.class_names))
     synth.points[0, 0, 0] = float("inf")
     with pytest.raises(TrainingDivergedError, match="NaN or infinite"):
-        evaluate_synthetic(synth, test, tiny_protocol(), [0], CPU)
+        evaluate_synthetic(synth, test, tiny_protocol(), [0], CPU, network=network_of(tiny_protocol()))
 
 
 def test_class_mismatch_is_refused():
     test = make_cloudset(per_class=2)
     synth = SyntheticSet(torch.randn(2, 8, 3), torch.tensor([0, 1]), ["x", "y"])
     with pytest.raises(DataError, match="classes"):
-        evaluate_synthetic(synth, test, tiny_protocol(), [0], CPU)
+        evaluate_synthetic(synth, test, tiny_protocol(), [0], CPU, network=network_of(tiny_protocol()))
 
 
 def test_best_test_selection_is_recorded():
     train, test = make_cloudset(per_class=3), make_cloudset(per_class=3, seed=2)
     cfg = tiny_protocol(selection="best_test", epochs=6, step_epoch=None)
-    r = train_and_test(train.points, train.labels, test, cfg, 0, CPU, 3)
+    r = train_and_test(train.points, train.labels, test, cfg, 0, CPU, 3, network=network_of(cfg))
     assert len(r.test_curve) == 6 and r.oa == max(r.test_curve)
     assert r.selected_epoch == r.test_curve.index(max(r.test_curve)) + 1
 
@@ -107,14 +108,14 @@ def test_best_test_selection_is_recorded():
 def test_dd3d_protocol_trains_with_augmentation():
     train, test = make_cloudset(per_class=3), make_cloudset(per_class=2, seed=3)
     cfg = DD3DProtocol.make_config({"epochs": 3, "batch_size": 4})
-    r = train_and_test(train.points, train.labels, test, cfg, 0, CPU, 3)
+    r = train_and_test(train.points, train.labels, test, cfg, 0, CPU, 3, network=network_of(cfg))
     assert 0 <= r.oa <= 100 and r.epochs == 3
 
 
 def test_evaluate_synthetic_summary_uses_protocol_ddof():
     train, test = make_cloudset(per_class=3), make_cloudset(per_class=2, seed=4)
     synth = SyntheticSet(train.points, train.labels, list(train.class_names))
-    res = evaluate_synthetic(synth, test, tiny_protocol(epochs=2, step_epoch=None), [1, 2, 3], CPU)
+    res = evaluate_synthetic(synth, test, tiny_protocol(epochs=2, step_epoch=None), [1, 2, 3], CPU, network=network_of(tiny_protocol(epochs=2, step_epoch=None)))
     oas = torch.tensor([n["oa"] for n in res["nets"]], dtype=torch.float64)
     assert res["num_nets"] == 3 and [n["seed"] for n in res["nets"]] == [1, 2, 3]
     assert res["oa_mean"] == pytest.approx(float(oas.mean()))
@@ -148,14 +149,14 @@ def test_interrupted_evaluation_resumes_from_the_first_unfinished_net(tmp_path, 
     synth = SyntheticSet(train.points, train.labels, list(train.class_names))
     cfg = tiny_protocol(epochs=3, step_epoch=None)
     kw = {"engine": engine, "ensemble_size": 1}
-    full = evaluate_synthetic(synth, test, cfg, [1, 2, 3], CPU, **kw)
+    full = evaluate_synthetic(synth, test, cfg, [1, 2, 3], CPU, **kw, network=network_of(cfg))
     progress_file = tmp_path / "cell.eval.json"
     with pytest.raises(_Stop):
-        evaluate_synthetic(synth, test, cfg, [1, 2, 3], CPU, _stop_at_net(2), progress_file=progress_file, **kw)
+        evaluate_synthetic(synth, test, cfg, [1, 2, 3], CPU, _stop_at_net(2), progress_file=progress_file, **kw, network=network_of(cfg))
     assert progress_file.exists()  # nets 1 and 2 are saved
     trained = []
     resumed = evaluate_synthetic(synth, test, cfg, [1, 2, 3], CPU, lambda i, n, e, E: trained.append(i),
-                                 progress_file=progress_file, **kw)
+                                 progress_file=progress_file, **kw, network=network_of(cfg))
     assert set(trained) == {2}  # only the third net trains again
     assert resumed["resumed_nets"] == [1, 2]
     assert [n["oa"] for n in resumed["nets"]] == [n["oa"] for n in full["nets"]]
@@ -169,12 +170,12 @@ def test_saved_nets_of_another_synthetic_set_are_not_reused(tmp_path):
     progress_file = tmp_path / "cell.eval.json"
     first = SyntheticSet(train.points, train.labels, list(train.class_names))
     with pytest.raises(_Stop):
-        evaluate_synthetic(first, test, cfg, [1, 2], CPU, _stop_at_net(1), progress_file=progress_file)
+        evaluate_synthetic(first, test, cfg, [1, 2], CPU, _stop_at_net(1), progress_file=progress_file, network=network_of(cfg))
     other = SyntheticSet(train.points + 0.01, train.labels, list(train.class_names))
     trained = []
     res = evaluate_synthetic(other, test, cfg, [1, 2], CPU, lambda i, n, e, E: trained.append(i),
-                             progress_file=progress_file)
+                             progress_file=progress_file, network=network_of(cfg))
     assert set(trained) == {0, 1} and "resumed_nets" not in res
     progress_file.write_text("{not json")  # a torn file is not a result either
-    res = evaluate_synthetic(other, test, cfg, [1, 2], CPU, progress_file=progress_file)
+    res = evaluate_synthetic(other, test, cfg, [1, 2], CPU, progress_file=progress_file, network=network_of(cfg))
     assert res["num_nets"] == 2 and "resumed_nets" not in res

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import io
 import itertools
 import json
 import math
@@ -10,13 +13,15 @@ import numpy as np
 import pytest
 import torch
 
+from ddbench.backbones.base import BackboneFactory
 from ddbench.backbones.pointnet import PointNet
 from ddbench.errors import ConfigError
 from ddbench.methods.base import DistillContext
-from ddbench.methods.coreset import HerdingMethod
+from ddbench.methods.coreset import HerdingMethod, KCenterMethod, RandomMethod
 from ddbench.methods.dc import DCMethod, PCCMethod, dc_loops
 from ddbench.methods.dm import DMMethod
 from ddbench.methods.initialisation import initial_clouds
+from ddbench.methods.iterative import IterativeMethod, iteration_seed
 from ddbench.methods.losses import gradient_distance, multi_bandwidth_mmd, sort_pointwise
 from ddbench.methods.sadm import SADMMethod, sadm_class_loss
 from tests.conftest import make_cloudset
@@ -28,7 +33,7 @@ CPU = torch.device("cpu")
 
 
 def direct_mmd(x: np.ndarray, y: np.ndarray, scales=(0.25, 0.5, 1, 2, 4)) -> float:
-    """Multi-bandwidth MMD^2 written out with loops, straight from PROTOCOL.md section 7."""
+    """Multi-bandwidth MMD^2 written out with loops, straight from docs/specification.md#multi-bandwidth-mmd."""
     z = np.concatenate([x, y])
     m = len(z)
     d = np.array([[float(np.sum((z[i] - z[j]) ** 2)) for j in range(m)] for i in range(m)])
@@ -102,8 +107,26 @@ METHODS = {
 }
 
 
-def tiny_ctx(ppc=2, seed=0) -> DistillContext:
-    return DistillContext(make_cloudset(num_classes=3, per_class=6, points=32, seed=seed), ppc, seed, CPU)
+CORESETS = {"random": RandomMethod, "herding": HerdingMethod, "kcenter": KCenterMethod}
+
+
+def coreset(name: str, values: dict | None = None):
+    """The coreset method ``name`` with ``values`` (what the pipeline resolves an ``init`` to)."""
+    cls = CORESETS[name]
+    return cls(cls.make_config(values))
+
+
+def initialiser_for(method) -> RandomMethod | None:
+    """The initialiser ``method`` requests (None for ``noise``)."""
+    request = type(method).initialiser_request(method.config)
+    return None if request is None else coreset(*request)
+
+
+def tiny_ctx(ppc=2, seed=0, initialiser=None) -> DistillContext:
+    """3 classes x 6 clouds of 32 points, PointNet, random-coreset initialiser unless another is given."""
+    return DistillContext(make_cloudset(num_classes=3, per_class=6, points=32, seed=seed), ppc, seed, CPU,
+                          backbone=BackboneFactory.of(PointNet),
+                          initialiser=initialiser if initialiser is not None else RandomMethod())
 
 
 def heldout_loss(method, ctx, state, seeds=(901, 902, 903, 904)) -> float:
@@ -146,7 +169,7 @@ def test_dc_loss_falls_on_a_fixed_network():
     ctx = tiny_ctx()
     points, labels, _ = initial_clouds(ctx, "noise")
     state = method.setup(ctx, points, labels)
-    opt = torch.optim.SGD([state["points"]], lr=0.01, momentum=0.5)
+    opt = torch.optim.SGD([state.points], lr=0.01, momentum=0.5)
     torch.manual_seed(5)
     reals = method.real_batches(ctx, 4, torch.Generator().manual_seed(5))
     net = method.warmed_net(ctx, torch.cat(reals), frozen=False).eval()
@@ -170,12 +193,12 @@ def test_dc_gradient_matches_finite_differences():
     reals = [r.double() for r in method.real_batches(ctx, 4, torch.Generator().manual_seed(5))]
     net = method.warmed_net(ctx, torch.cat(reals).float(), frozen=False).double().eval()
     loss = method.matching_loss(ctx, state, net, reals)
-    grad = torch.autograd.grad(loss, state["points"])[0]
+    grad = torch.autograd.grad(loss, state.points)[0]
     direction = torch.randn(points.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     direction /= direction.norm()
     eps = 1e-6
-    plus = float(method.matching_loss(ctx, {**state, "points": state["points"] + eps * direction}, net, reals))
-    minus = float(method.matching_loss(ctx, {**state, "points": state["points"] - eps * direction}, net, reals))
+    shifted = [dataclasses.replace(state, points=(state.points + sign * eps * direction).detach()) for sign in (1, -1)]
+    plus, minus = (float(method.matching_loss(ctx, s, net, reals).detach()) for s in shifted)
     assert (plus - minus) / (2 * eps) == pytest.approx(float((grad * direction).sum()), rel=1e-4, abs=1e-6)
 
 
@@ -190,10 +213,10 @@ def test_gradient_reaches_the_points_finite_and_non_zero(name):
     reals = method.real_batches(ctx, 4, gen)
     net = method.warmed_net(ctx, torch.cat(reals), frozen=not isinstance(method, DCMethod))
     method.matching_loss(ctx, state, net, reals).backward()
-    grad = state["points"].grad
+    grad = state.points.grad
     assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
     if name == "sadm":
-        for a in state["angles"]:
+        for a in state.angles:
             assert a.grad is not None and torch.isfinite(a.grad).all() and a.grad.abs().sum() > 0
 
 
@@ -207,11 +230,11 @@ def test_dc_double_backward_reaches_the_points():
     net = method.fresh_net(ctx, frozen=False)
     params = [p for p in net.parameters() if p.requires_grad]
     net.eval()
-    syn = state["points"][labels == 0]
+    syn = state.points[labels == 0]
     ce = torch.nn.functional.cross_entropy(net(syn).logits, torch.zeros(len(syn), dtype=torch.long))
     g_syn = torch.autograd.grad(ce, params, create_graph=True)
     assert all(g.requires_grad for g in g_syn)
-    second = torch.autograd.grad(sum((g * g).sum() for g in g_syn), state["points"])[0]
+    second = torch.autograd.grad(sum((g * g).sum() for g in g_syn), state.points)[0]
     assert torch.isfinite(second[labels == 0]).all() and second[labels == 0].abs().sum() > 0
     assert second[labels != 0].abs().sum() == 0  # other classes do not enter class 0's gradient
 
@@ -221,7 +244,7 @@ def test_dc_double_backward_reaches_the_points():
 
 def run_method(cls, cfg, iterations=3, ppc=2):
     method = cls(cls.make_config({**cfg, "iterations": iterations}))
-    return method.distill(tiny_ctx(ppc=ppc))
+    return method.distill(tiny_ctx(ppc=ppc, initialiser=initialiser_for(method)))
 
 
 def test_sadm_ablation_switches():
@@ -270,10 +293,10 @@ def test_pcc_is_dc_initialised_with_herding():
 
 @pytest.mark.parametrize("init", ["noise", "random", "herding", "kcenter"])
 def test_every_initialisation(init, tmp_path):
-    ctx = tiny_ctx()
-    ctx.cache_dir = tmp_path
     cfg = {"embedding": "random"} if init in ("herding", "kcenter") else None
-    points, labels, record = initial_clouds(ctx, init, cfg)
+    ctx = tiny_ctx(initialiser=None if init == "noise" else coreset(init, cfg))
+    ctx.cache_dir = tmp_path
+    points, labels, record = initial_clouds(ctx, init)
     assert points.shape == (6, 32, 3) and labels.tolist() == [0, 0, 1, 1, 2, 2]
     assert record["init"] == init
     if init == "herding":
@@ -310,9 +333,8 @@ def test_divergence_is_a_clear_error():
 
 
 def test_intermediate_iterations_are_evaluated_and_tabled(tmp_path):
-    from ddbench.runner.experiment import build_experiment
-    from ddbench.runner.run import run_grid
-    from ddbench.tables import make_tables, read_cells, tidy_frame
+    from ddbench.pipeline import build_experiment, make_tables, run_grid
+    from ddbench.tables import read_cells, tidy_frame
 
     exp = build_experiment(None, {
         "datasets": ["shapes"], "dataset_config": {"shapes": {"points": 64, "train_per_class": 4, "test_per_class": 2}},
@@ -339,8 +361,7 @@ def test_method_needing_point_features_refuses_a_backbone_without_them(tmp_path,
 
     from ddbench import hookimpl, plugins
     from ddbench.errors import IncompatibleError
-    from ddbench.runner.experiment import build_experiment
-    from ddbench.runner.run import plan_grid
+    from ddbench.pipeline import build_experiment, plan_grid
 
     class GlobalOnly(PointNet):
         name = "global_only"
@@ -468,19 +489,19 @@ def test_sadm_class_chunks_give_the_same_gradient_as_one_pass():
     net = method.warmed_net(ctx, torch.cat(reals))
     whole = method.matching_loss(ctx, state, net, reals)
     whole.backward()
-    grad_whole = state["points"].grad.clone()
-    angle_grads = [a.grad.clone() for a in state["angles"]]
-    state["points"].grad = None
-    for a in state["angles"]:
+    grad_whole = state.points.grad.clone()
+    angle_grads = [a.grad.clone() for a in state.angles]
+    state.points.grad = None
+    for a in state.angles:
         a.grad = None
     parts = 0.0
     for classes in class_chunks(3, 2, 32, budget=64):
         loss = method.matching_loss(ctx, state, net, reals, classes)
         loss.backward()
-        parts += float(loss)
-    assert parts == pytest.approx(float(whole), rel=1e-5)
-    assert torch.allclose(state["points"].grad, grad_whole, rtol=1e-4, atol=1e-6)
-    for a, g in zip(state["angles"], angle_grads):
+        parts += float(loss.detach())
+    assert parts == pytest.approx(float(whole.detach()), rel=1e-5)
+    assert torch.allclose(state.points.grad, grad_whole, rtol=1e-4, atol=1e-6)
+    for a, g in zip(state.angles, angle_grads):
         assert g.abs().sum() > 0 and torch.allclose(a.grad, g, rtol=1e-4, atol=1e-6)
 
 
@@ -501,3 +522,152 @@ def test_shared_gram_mmd_equals_one_mmd_per_set_in_value_and_gradient():
     assert float(min(direct)) > 0
     with pytest.raises(ValueError, match="at least one sample"):
         multi_bandwidth_mmd_shared([xs[0], xs[0][:0]], y)
+
+
+# -- one interface, typed state, checkpoints -------------------------------------------------------------------------
+
+
+def test_every_iterative_method_declares_the_same_matching_loss_signature():
+    from ddbench.methods.dd3d import DD3DMethod
+    from ddbench.methods.ddp3d import DDP3DMethod
+
+    expected = ["self", "ctx", "state", "net", "reals", "classes"]
+    for cls in (IterativeMethod, DCMethod, PCCMethod, DMMethod, SADMMethod, DD3DMethod, DDP3DMethod):
+        params = inspect.signature(cls.matching_loss).parameters
+        assert list(params) == expected, cls
+        assert params["classes"].default is None
+        for hook in ("setup", "iteration", "materialise"):
+            assert list(inspect.signature(getattr(cls, hook)).parameters) == \
+                list(inspect.signature(getattr(IterativeMethod, hook)).parameters), (cls, hook)
+
+
+def test_initialiser_request_names_the_init_coreset():
+    assert DMMethod.initialiser_request(DMMethod.make_config({"init": "noise"})) is None
+    assert DMMethod.initialiser_request(DMMethod.Config()) == ("random", {})
+    values = {"embedding": "random"}
+    assert PCCMethod.initialiser_request(PCCMethod.make_config({"init_config": values})) == ("herding", values)
+
+
+@pytest.mark.parametrize("name", ["dm", "dc"])
+def test_loss_summed_over_class_chunks_equals_the_loss_over_all_classes(name):
+    cls, values = METHODS[name]
+    method = cls(cls.make_config(values))
+    ctx = tiny_ctx()
+    state = method.setup(ctx, *initial_clouds(ctx, "noise")[:2])
+    torch.manual_seed(2)
+    reals = method.real_batches(ctx, 4, torch.Generator().manual_seed(2))
+    net = method.warmed_net(ctx, torch.cat(reals), frozen=name != "dc").eval()  # no dropout: repeatable
+    whole = float(method.matching_loss(ctx, state, net, reals))
+    assert whole == float(method.matching_loss(ctx, state, net, reals, range(3)))
+    parts = [float(method.matching_loss(ctx, state, net, reals, c)) for c in ([0, 1], [2])]
+    assert sum(parts) == pytest.approx(whole, rel=1e-5)
+
+
+def assert_same(a, b, where="state"):
+    """Exact equality of two states, or of anything inside them (tensors, state dicts, lists, plain values)."""
+    if dataclasses.is_dataclass(a):
+        assert type(a) is type(b), where
+        for f in dataclasses.fields(a):
+            assert_same(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}")
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif hasattr(a, "state_dict"):
+        assert_same(a.state_dict(), b.state_dict(), f"{where}.state_dict()")
+    elif isinstance(a, dict):
+        assert list(a) == list(b), where
+        for k in a:
+            assert_same(a[k], b[k], f"{where}[{k!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+def run_iterations(method, ctx, state, gen, first, last) -> list[list[float]]:
+    """Iterations ``first``..``last`` seeded as ``distill`` seeds them; the loss of each."""
+    curve = []
+    for it in range(first, last + 1):
+        torch.manual_seed(iteration_seed(ctx.seed, it))
+        curve.append([it, method.iteration(ctx, state, gen, it)])
+    return curve
+
+
+def check_checkpoint_round_trip(method, ctx, payload_keys, legacy_layout):
+    """Two iterations, then the state through a checkpoint payload (torch.save/load) into a fresh ``setup``:
+    the same state, field by field, and the same next iteration. The same for the payload in the layout of
+    the string-keyed state dicts (``legacy_layout(state)``, as the old ``_state_payload`` wrote it)."""
+    points, labels, _ = method.initialise(ctx)
+    state = method.setup(ctx, points, labels)
+    gen = torch.Generator().manual_seed(ctx.seed)
+    run_iterations(method, ctx, state, gen, 1, 2)
+    for layout in (IterativeMethod._state_payload, legacy_layout):
+        buffer = io.BytesIO()
+        torch.save(layout(state), buffer)
+        buffer.seek(0)
+        payload = torch.load(buffer, weights_only=True)
+        if layout is IterativeMethod._state_payload:
+            assert set(payload) == payload_keys
+        restored = method.setup(ctx, points, labels)
+        method._restore_state(restored, payload)
+        assert_same(state, restored)
+    gen_restored = torch.Generator().manual_seed(1)
+    gen_restored.set_state(gen.get_state())
+    assert run_iterations(method, ctx, state, gen, 3, 3) == run_iterations(method, ctx, restored, gen_restored, 3, 3)
+    assert_same(state, restored)
+
+
+def detached(t):
+    return t.detach().cpu().clone()
+
+
+#: what the old ``_state_payload`` wrote for the string-keyed state dicts of DM/DC ({"points", "labels", "opt",
+#: ...}) and SADM ({"points", "angles", "labels", "opts"}): the layout of every checkpoint written before
+LEGACY_LAYOUTS = {
+    "dm": lambda s: {"points": detached(s.points), "labels": detached(s.labels), "opt": s.optimisers[0].state_dict()},
+    "dc": lambda s: {"points": detached(s.points), "labels": detached(s.labels), "opt": s.optimisers[0].state_dict()},
+    "sadm": lambda s: {"points": detached(s.points), "angles": [detached(a) for a in s.angles],
+                       "labels": detached(s.labels), "opts": [o.state_dict() for o in s.optimisers]},
+}
+
+
+@pytest.mark.parametrize("name", ["dm", "dc", "sadm"])
+def test_checkpoint_round_trip_gives_the_same_state(name):
+    cls, values = METHODS[name]
+    extra = {"outer_loop": 2, "inner_loop": 1, "inner_batch": 4} if name == "dc" else {}
+    method = cls(cls.make_config({**values, **extra, "init": "random"}))
+    keys = {"points", "labels", "optimisers"} | ({"angles"} if name == "sadm" else set())
+    check_checkpoint_round_trip(method, tiny_ctx(), keys, LEGACY_LAYOUTS[name])
+
+
+def test_a_dm_checkpoint_of_the_string_keyed_state_resumes_with_the_same_result(tmp_path):
+    """A checkpoint file exactly as ddbench wrote it before the typed state (DM: state {"points", "labels",
+    "opt"}), built here by hand, resumes: same final set and loss curve as the uninterrupted distillation."""
+    cls, values = METHODS["dm"]
+    config = cls.make_config({**values, "iterations": 4, "init": "random", "log_every": 1})
+    reference = cls(config).distill(tiny_ctx())
+    method, ctx = cls(config), tiny_ctx()
+    points, labels, record = method.initialise(ctx)
+    state = method.setup(ctx, points, labels)
+    gen = torch.Generator().manual_seed(ctx.seed)
+    curve = run_iterations(method, ctx, state, gen, 1, 2)
+    legacy = {"iteration": 2, "generator": gen.get_state(), "curve": curve, "init_record": record,
+              "snapshots": {}, "elapsed": 0.0, "config": config.model_dump(mode="json"), "method": "dm",
+              "state": {"points": detached(state.points), "labels": detached(state.labels),
+                        "opt": state.optimisers[0].state_dict()}}
+    torch.save(legacy, tmp_path / "old.pt")
+    ctx = tiny_ctx()
+    ctx.checkpoint_path = tmp_path / "old.pt"
+    resumed = cls(config).distill(ctx)
+    assert resumed.info["init"]["resumed_from_iteration"] == 2
+    assert torch.equal(resumed.points, reference.points)
+    assert resumed.info["loss_curve"] == reference.info["loss_curve"]
+
+
+def test_a_checkpoint_key_the_state_has_no_field_for_is_a_clear_error():
+    method = DMMethod(DMMethod.make_config(METHODS["dm"][1]))
+    ctx = tiny_ctx()
+    state = method.setup(ctx, *initial_clouds(ctx, "noise")[:2])
+    with pytest.raises(KeyError, match="'angles'"):
+        method._restore_state(state, {"angles": [torch.zeros(6)]})

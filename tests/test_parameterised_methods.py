@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from ddbench.backbones.base import BackboneFactory
+from ddbench.backbones.pointnet import PointNet
 from ddbench.data.shapes import Shapes, ShapesConfig
 from ddbench.errors import ConfigError
 from ddbench.methods.base import DistillContext
+from ddbench.methods.coreset import RandomMethod
 from ddbench.methods.dd3d import DD3DMethod
 from ddbench.methods.ddp3d import DDP3DMethod, fps_partitions, hungarian_align, uniformity
 from ddbench.ops.canonical import Canonicaliser, pca_canonicalise
@@ -20,13 +23,17 @@ from ddbench.plugins import get_registries
 from ddbench.synthetic.artifact import load_artifact, save_artifact
 from ddbench.synthetic.generators import ConditionalSiren, materialise
 from tests.conftest import make_cloudset
+from tests.test_matching_methods import check_checkpoint_round_trip, detached, initialiser_for
 
 CPU = torch.device("cpu")
 
 
-def ctx(ppc=1, points=64, per_class=6, dataset="shapes", seed=0):
+def ctx(ppc=1, points=64, per_class=6, family="", seed=0, dataset="shapes"):
+    """The built-in shapes (10 classes), PointNet, the random coreset as initialiser; ``family`` as declared by
+    the dataset (``dataset`` is its name, for records only)."""
     train = Shapes(ShapesConfig(points=points, train_per_class=per_class)).load("train")
-    return DistillContext(train, ppc, seed, CPU, dataset=dataset)
+    return DistillContext(train, ppc, seed, CPU, dataset=dataset, backbone=BackboneFactory.of(PointNet),
+                          dataset_family=family, initialiser=RandomMethod())
 
 
 TINY_DD3D = {"iterations": 2, "real_batch": 3, "warmup_per_class": 2, "train_points": 32, "eval_points": 64,
@@ -46,7 +53,7 @@ def test_generator_produces_clouds_of_any_size():
 
 
 def test_dd3d_artifact_is_a_generator_that_materialises_at_any_resolution(tmp_path):
-    synth = DD3DMethod(DD3DMethod.make_config(TINY_DD3D)).distill(ctx(dataset="modelnet10"))
+    synth = DD3DMethod(DD3DMethod.make_config(TINY_DD3D)).distill(ctx(family="modelnet10"))
     assert synth.points.shape == (10, 64, 3) and synth.info["generator"]["type"] == "conditional_siren"
     manifest = save_artifact(tmp_path / "g.h5", synth, {"method": "dd3d"})
     assert manifest["kind"] == "generator"
@@ -56,6 +63,22 @@ def test_dd3d_artifact_is_a_generator_that_materialises_at_any_resolution(tmp_pa
     again = materialise(loaded, 64)
     assert torch.allclose(again.points, synth.points, atol=1e-6)  # the stored clouds are the generator's
     assert synth.info["generator"]["config"]["w0"] == 100.0  # ModelNet's first-layer frequency
+    assert synth.info["w0"] == 100.0 and synth.info["w0_source"] == "family modelnet10"
+
+
+@pytest.mark.parametrize("dataset,family,config,w0,source", [
+    ("my_scans", "scanobjectnn", {}, 50.0, "family scanobjectnn"),  # any name: the family decides
+    ("scanobjectnn", "", {}, 100.0, "default (family '' has no reference value)"),  # the name alone does not
+    ("parts_v2", "shapenetpart", {}, 400.0, "family shapenetpart"),
+    ("my_scans", "scanobjectnn", {"w0": 7.0}, 7.0, "config"),
+])
+def test_dd3d_w0_follows_the_dataset_family_not_its_name(dataset, family, config, w0, source):
+    method = DD3DMethod(DD3DMethod.make_config({**TINY_DD3D, **config}))
+    c = ctx(family=family, dataset=dataset)
+    state = method.setup(c, torch.zeros(10, 64, 3), torch.arange(10))
+    assert state.generator.config["w0"] == w0 and (state.w0, state.w0_source) == (w0, source)
+    info = method.materialise(c, state).info
+    assert (info["w0"], info["w0_source"], info["generator"]["config"]["w0"]) == (w0, source, w0)
 
 
 def test_dd3d_storage_is_the_generator_and_its_codes():
@@ -76,7 +99,7 @@ def test_dd3d_gradients_reach_the_generator():
     assert reals[0].shape == (3, 32, 3)  # real clouds reduced to the training resolution
     net = method.warmed_net(c, torch.cat(reals), frozen=False)
     method.matching_loss(c, state, net, reals).backward()
-    grads = [p.grad for p in state["generator"].parameters()]
+    grads = [p.grad for p in state.generator.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert sum(float(g.abs().sum()) for g in grads) > 0
 
@@ -104,7 +127,7 @@ def test_3ddp_anchors_are_aligned_permutations_of_fps_reduced_real_clouds():
     points, labels, record = method.initialise(c)
     assert len(points) == 10 * 4 and record["init"] == "random"  # M = 4 clouds per slot
     state = method.setup(c, points, labels)
-    anchors = state["anchors"].detach()
+    anchors = state.anchors.detach()
     reduced = gather_points(points, farthest_point_sample(points, 12)).reshape(10, 4, 12, 3)
     for s in range(10):
         for m in range(4):
@@ -124,7 +147,7 @@ def test_3ddp_morphs_are_convex_combinations_of_the_anchors():
     assert torch.all(w >= 0) and torch.allclose(w.sum(-1), torch.ones(w.shape[:2]))
     clouds, labels = method.clouds(state)
     per_slot = clouds.reshape(10, 4 + 3, 12, 3).detach()
-    anchors = state["anchors"].detach()
+    anchors = state.anchors.detach()
     for s in range(10):
         for l_ in range(3):
             morph = per_slot[s, 4 + l_]
@@ -135,7 +158,7 @@ def test_3ddp_morphs_are_convex_combinations_of_the_anchors():
     static = DDP3DMethod(DDP3DMethod.make_config({**TINY_3DDP, "morphing": "static"}))
     st = static.setup(c, *static.initialise(c)[:2])
     assert torch.allclose(static.weights(st), torch.full((10, 3, 4), 0.25))
-    assert not st["logits"].requires_grad
+    assert not st.logits.requires_grad
 
 
 def test_uniformity_is_lower_for_an_even_subset_than_a_clustered_one():
@@ -173,7 +196,7 @@ def test_3ddp_learns_and_its_gradients_reach_anchors_and_morphs():
     torch.manual_seed(0)
     reals = method.real_batches(c, 2, torch.Generator().manual_seed(0))
     method.matching_loss(c, state, method.warmed_net(c, torch.cat(reals)), reals).backward()
-    for t in (state["anchors"], state["logits"]):
+    for t in (state.anchors, state.logits):
         assert t.grad is not None and torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0
     before = heldout()
     gen = torch.Generator().manual_seed(0)
@@ -186,8 +209,53 @@ def test_3ddp_learns_and_its_gradients_reach_anchors_and_morphs():
 def test_3ddp_presets():
     assert DDP3DMethod().sizes("modelnet10") == (4, 252, 16)
     assert DDP3DMethod().sizes("modelnet40") == (4, 255, 4)
+    assert DDP3DMethod(DDP3DMethod.make_config({"preset": "modelnet10"})).sizes("") == (4, 252, 16)
     with pytest.raises(ConfigError, match="M x N2"):
         DDP3DMethod(DDP3DMethod.make_config({"anchor_points": 100})).distill(ctx(points=64))
+
+
+@pytest.mark.parametrize("dataset,family,preset,morphs,source", [
+    ("my_modelnet10_copy", "modelnet10", "modelnet10", 16, "family modelnet10"),  # any name: the family decides
+    ("modelnet10", "scanobjectnn", "default", 4, "default (family 'scanobjectnn' is not modelnet10)"),
+    ("modelnet10", "", "default", 4, "default (family '' is not modelnet10)"),
+])
+def test_3ddp_auto_preset_follows_the_dataset_family_not_its_name(dataset, family, preset, morphs, source):
+    config = DDP3DMethod.make_config({**TINY_3DDP, "morphs": None, "iterations": 1})
+    synth = DDP3DMethod(config).distill(ctx(points=64, per_class=8, family=family, dataset=dataset))
+    assert (synth.info["preset"], synth.info["preset_source"], synth.info["morphs_per_slot"]) == (preset, source, morphs)
+    assert synth.storage()["floats"] == DDP3DMethod.storage_floats(config, 1, 10, 64, family=family)
+    assert synth.storage()["effective_clouds_per_class"] == 4 + morphs
+
+
+def test_datasets_declare_their_family():
+    from ddbench.data.modelnet import ModelNet10, ModelNet40
+    from ddbench.data.scanobjectnn import ScanObjectNN
+    from ddbench.data.shapenet import ShapeNetPart
+
+    assert (ModelNet10.family, ModelNet40.family, ScanObjectNN.family, ShapeNetPart.family) == (
+        "modelnet10", "modelnet40", "scanobjectnn", "shapenetpart")
+    assert Shapes.family == ""
+
+
+#: the checkpoint layout of the string-keyed state dicts (what the old ``_state_payload`` wrote)
+LEGACY_LAYOUTS = {
+    "dd3d": lambda s: {"generator": s.generator.state_dict(), "labels": detached(s.labels),
+                       "opt": s.optimisers[0].state_dict(), "sched": s.scheduler.state_dict()},
+    "3ddp": lambda s: {"anchors": detached(s.anchors), "logits": detached(s.logits),
+                       "opts": [o.state_dict() for o in s.optimisers], "slot_labels": detached(s.slot_labels)},
+}
+
+
+def test_dd3d_checkpoint_round_trip_gives_the_same_state():
+    method = DD3DMethod(DD3DMethod.make_config({**TINY_DD3D, "outer_loop": 2, "inner_loop": 1, "iterations": 4}))
+    keys = {"generator", "labels", "optimisers", "scheduler"}
+    check_checkpoint_round_trip(method, ctx(family="modelnet10"), keys, LEGACY_LAYOUTS["dd3d"])
+
+
+def test_3ddp_checkpoint_round_trip_gives_the_same_state():
+    method = DDP3DMethod(DDP3DMethod.make_config(TINY_3DDP))
+    keys = {"anchors", "logits", "optimisers", "slot_labels"}
+    check_checkpoint_round_trip(method, ctx(points=64, per_class=8), keys, LEGACY_LAYOUTS["3ddp"])
 
 
 # -- storage accounting ---------------------------------------------------------------------------------------------
@@ -210,10 +278,12 @@ def test_storage_counts_equal_hand_computed_values(name, config, expected, tmp_p
     cfg = info.make_config(config)
     c = ctx(ppc=2, points=64, per_class=8)
     c.cache_dir = tmp_path
-    synth = info.cls(cfg).distill(c)
+    method = info.cls(cfg)
+    c.initialiser = initialiser_for(method) if hasattr(method.config, "init") else None
+    synth = method.distill(c)
     assert synth.storage()["floats"] == expected
     assert synth.storage()["bytes"] == 4 * expected
-    assert info.cls.storage_floats(cfg, 2, 10, 64, "shapes") == expected
+    assert info.cls.storage_floats(cfg, 2, 10, 64, Shapes.family) == expected
 
 
 def test_effective_clouds_per_class():
@@ -269,7 +339,8 @@ def test_dd3d_protocol_trains_behind_the_sign_fixing_wrapper():
     train, test = make_cloudset(per_class=3), make_cloudset(per_class=2, seed=2)
     for sign in ("pca", "learned"):
         cfg = DD3DProtocol.make_config({"epochs": 2, "batch_size": 4, "canonicalise": sign})
-        r = train_and_test(train.points, train.labels, test, cfg, 0, CPU, 3)
+        network = BackboneFactory.of(get_registries().backbone.get(cfg.backbone).cls)
+        r = train_and_test(train.points, train.labels, test, cfg, 0, CPU, 3, network=network)
         assert 0 <= r.oa <= 100
 
 
@@ -277,7 +348,7 @@ def test_dd3d_protocol_trains_behind_the_sign_fixing_wrapper():
 
 
 def test_ppc_for_budget_picks_the_largest_ppc_that_fits():
-    from ddbench.runner.grid import ppc_for_budget
+    from ddbench.pipeline.resolve import ppc_for_budget
 
     reg = get_registries().method
     one_cloud = 1024 * 3 * 4
@@ -293,9 +364,7 @@ def test_ppc_for_budget_picks_the_largest_ppc_that_fits():
 
 
 def test_grid_at_equal_storage_and_its_table(tmp_path):
-    from ddbench.runner.experiment import build_experiment
-    from ddbench.runner.run import run_grid
-    from ddbench.tables import make_tables
+    from ddbench.pipeline import build_experiment, make_tables, run_grid
 
     one = 64 * 3 * 4
     exp = build_experiment(None, {
@@ -315,8 +384,8 @@ def test_grid_at_equal_storage_and_its_table(tmp_path):
 
 
 def test_eval_at_another_resolution(tmp_path):
-    from ddbench.cli.app import at_resolution
     from ddbench.synthetic.artifact import SyntheticSet
+    from ddbench.synthetic.resolution import at_resolution
 
     synth = DD3DMethod(DD3DMethod.make_config(TINY_DD3D)).distill(ctx())
     assert at_resolution(synth, 300).points.shape[1] == 300
@@ -341,19 +410,19 @@ def test_3ddp_class_chunks_give_the_same_loss_and_gradients_as_one_pass():
     net = method.warmed_net(c, torch.cat(reals))
     whole = method.matching_loss(c, state, net, reals)
     whole.backward()
-    expected = [state[k].grad.clone() for k in ("anchors", "logits")]
+    expected = [getattr(state, k).grad.clone() for k in ("anchors", "logits")]
     for k in ("anchors", "logits"):
-        state[k].grad = None
+        getattr(state, k).grad = None
     chunks = class_chunks(c.num_classes, 1 * (4 + 3), 12, budget=3 * 7 * 12)
     assert len(chunks) == 4  # 10 classes, 3 per chunk
     total = 0.0
     for classes in chunks:
         loss = method.matching_loss(c, state, net, reals, classes)
         loss.backward()
-        total += float(loss)
-    assert total == pytest.approx(float(whole), rel=1e-5)
+        total += float(loss.detach())
+    assert total == pytest.approx(float(whole.detach()), rel=1e-5)
     for k, g in zip(("anchors", "logits"), expected):
-        assert torch.allclose(state[k].grad, g, rtol=1e-4, atol=1e-7)
+        assert torch.allclose(getattr(state, k).grad, g, rtol=1e-4, atol=1e-7)
 
 
 def test_3ddp_partition_cache_gives_the_partitions_and_weights_computed_from_the_points(monkeypatch):
@@ -363,7 +432,7 @@ def test_3ddp_partition_cache_gives_the_partitions_and_weights_computed_from_the
 
     c = ctx(points=64, per_class=8)
     method = DDP3DMethod(DDP3DMethod.make_config(TINY_3DDP))
-    m, n2, _ = method.sizes(c.dataset)
+    m, n2, _ = method.sizes(c.dataset_family)
     reals = method.real_batches(c, 3, torch.Generator().manual_seed(5))
     indices = method.real_batch_indices(c, 3, torch.Generator().manual_seed(5))
     for real, idx in zip(reals, indices):

@@ -29,7 +29,7 @@ def test_ci_runs_the_readme_test_command_verbatim():
 
 
 def test_main_job_config_exists_and_is_valid():
-    from ddbench.runner.experiment import build_experiment, load_experiment_file
+    from ddbench.pipeline.experiment import build_experiment, load_experiment_file
 
     cmd = readme_commands()[0]
     config = re.search(r"--config (\S+)", cmd).group(1)

@@ -18,8 +18,9 @@ from ddbench.config import ComponentConfig
 from ddbench.errors import ConfigError, DataError, IncompatibleError, UnknownNameError
 from ddbench.methods.base import Method
 from ddbench.methods.coreset import RandomMethod
-from ddbench.runner.experiment import build_experiment, load_experiment_file
-from ddbench.runner.run import plan_grid, run_grid
+from ddbench.pipeline import plan_grid as plan_cells
+from ddbench.pipeline import run_grid
+from ddbench.pipeline.experiment import build_experiment, load_experiment_file
 from tests.conftest import TINY_SHAPES
 
 FAST = {
@@ -35,6 +36,11 @@ def experiment(tmp_path: Path, **kw):
 
 def cell_files(results: Path) -> list[Path]:
     return sorted((results / "cells").glob("*.json"))
+
+
+def plan_grid(exp):
+    """The specs of the planned cells (what identifies them)."""
+    return [cell.spec for cell in plan_cells(exp)]
 
 
 # -- expansion -------------------------------------------------------------------------------------------------
@@ -68,7 +74,7 @@ def test_cell_id_is_stable_and_changes_with_any_config(tmp_path):
 def test_quick_run_overrides_are_recorded_as_deviations(tmp_path):
     exp = experiment(tmp_path, methods=["herding"], method_config={"herding": {"embedding": "random"}})
     spec = plan_grid(exp)[0]
-    devs = {d["what"]: d for d in spec.deviations}
+    devs = {d.legacy_what(): d.legacy() for d in spec.deviations}
     assert devs["eval_nets"]["used"] == 1 and devs["eval_nets"]["reference"] == 10
     assert devs["epochs"]["used"] == 2 and devs["epochs"]["reference"] == 500
     assert devs["method herding: embedding"]["used"] == "random"
@@ -92,8 +98,9 @@ def test_iterations_override_targets_the_methods_iteration_field(tmp_path, monke
     it = next(s for s in spec if s.method == "iterative")
     rnd = next(s for s in spec if s.method == "random")
     assert it.method_config["iterations"] == 7
-    assert any(d["what"] == "iterations (iterations)" and d["used"] == 7 for d in it.deviations)
-    assert not any("iterations" in d["what"] for d in rnd.deviations)
+    assert any(d.setting == "iterations" and d.field == "iterations" and d.used == 7 for d in it.deviations)
+    assert any(d.legacy_what() == "iterations (iterations)" for d in it.deviations)
+    assert not any("iterations" in d.legacy_what() for d in rnd.deviations)
 
 
 def test_bad_names_fail_before_any_work(tmp_path):

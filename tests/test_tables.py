@@ -7,7 +7,6 @@ and review the diff.
 from __future__ import annotations
 
 import io
-import json
 import os
 from pathlib import Path
 
@@ -17,7 +16,8 @@ import pytest
 
 from ddbench.errors import DDBenchError
 from ddbench.io import write_json_atomic
-from ddbench.tables import aggregate, make_tables, read_cells, tidy_frame
+from ddbench.pipeline import make_tables
+from ddbench.tables import aggregate, read_cells, tidy_frame
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -187,11 +187,12 @@ def test_unknown_layout_is_clear(results):
 
 
 def test_deviation_labels_drop_a_repeated_field_name():
+    from ddbench.cells.deviations import as_deviation
     from ddbench.tables.tidy import _deviation_text
 
-    devs = [{"what": "iterations (iterations)", "used": 20, "reference": 400, "kind": "budget"},
+    devs = [as_deviation(d) for d in [{"what": "iterations (iterations)", "used": 20, "reference": 400, "kind": "budget"},
             {"what": "iterations (outer_iterations)", "used": 5, "reference": 50, "kind": "budget"},
-            {"what": "eval_nets", "used": 5, "reference": 10, "kind": "budget"}]
+            {"what": "eval_nets", "used": 5, "reference": 10, "kind": "budget"}]]
     assert _deviation_text(devs, "budget") == ("iterations=20 (ref. 400); iterations (outer_iterations)=5 "
                                                "(ref. 50); eval_nets=5 (ref. 10)")
 
@@ -200,8 +201,8 @@ def test_several_results_directories_are_read_together_and_others_are_left_out(t
     other = write_cells(tmp_path / "sadm_runs", [cell("modelnet10", "sadm", 1, 0, [50.0, 52.0])])
     write_cells(tmp_path / "local", [cell("modelnet10", "dm", 1, 0, [10.0])])  # not named: not read
     cells, _ = read_cells([results, other, other / "cells"])  # a directory nested in another counts once
-    assert sorted(c["method"] for c in cells).count("sadm") == 1 and len(cells) == 12
-    assert "dm" not in {c["method"] for c in cells}
+    assert sorted(c.method for c in cells).count("sadm") == 1 and len(cells) == 12
+    assert "dm" not in {c.method for c in cells}
     text = make_tables([results, other], datasets=["modelnet10"])
     assert "| SADM |" in text and "| Random |" in text and "| DM |" not in text
     with pytest.raises(DDBenchError, match="missing does not exist"):

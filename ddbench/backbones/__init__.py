@@ -1,5 +1,5 @@
 """Networks: the backbone interface and the built-in architectures."""
 
-from ddbench.backbones.base import Backbone, BackboneOutput, build_backbone
+from ddbench.backbones.base import Backbone, BackboneFactory, BackboneOutput
 
-__all__ = ["Backbone", "BackboneOutput", "build_backbone"]
+__all__ = ["Backbone", "BackboneOutput", "BackboneFactory"]

@@ -67,8 +67,28 @@ def check_provides(backbone_cls: type[Backbone], needs: frozenset[str], method: 
         )
 
 
-def build_backbone(name: str, num_classes: int, config: dict | None = None) -> Backbone:
-    from ddbench.plugins import get_component
+@dataclass(frozen=True)
+class BackboneFactory:
+    """A backbone class with its validated config: builds fresh networks for any number of classes.
 
-    info = get_component("backbone", name)
-    return info.cls(info.make_config(config), num_classes)
+    The resolution layer (``ddbench.pipeline``) looks the class up once and hands this factory to whatever needs
+    networks (methods, evaluation), so that no lower layer reads the registry. It pickles by reference to the
+    class, so executors can ship it to other processes."""
+
+    cls: type[Backbone]
+    config: ComponentConfig
+
+    def __call__(self, num_classes: int) -> Backbone:
+        return self.cls(self.config, num_classes)
+
+    @property
+    def name(self) -> str:
+        return self.cls.name
+
+    def config_dict(self) -> dict:
+        return self.config.model_dump(mode="json")
+
+    @classmethod
+    def of(cls, backbone_cls: type[Backbone], values: dict | None = None) -> BackboneFactory:
+        """The factory of ``backbone_cls`` with ``values`` validated against its Config."""
+        return cls(backbone_cls, backbone_cls.make_config(values))

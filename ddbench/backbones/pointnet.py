@@ -1,4 +1,4 @@
-"""PointNet as used by SADM/3DDP (``pointnet``) and by DD3D (``pointnet_in``), PROTOCOL.md section 2."""
+"""PointNet as used by SADM/3DDP (``pointnet``) and by DD3D (``pointnet_in``), docs/specification.md#networks."""
 
 from __future__ import annotations
 

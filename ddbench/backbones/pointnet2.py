@@ -18,9 +18,9 @@ from torch import nn
 
 from ddbench.backbones.base import Backbone, BackboneOutput
 from ddbench.config import ComponentConfig
+from ddbench.ops.backends import farthest_point_sample
 from ddbench.ops.neighbors import ball_query, group
 from ddbench.ops.sampling import gather_points
-from ddbench.ops.backends import farthest_point_sample
 
 GLOBAL_ONLY = frozenset({"logits", "global_feature"})
 
@@ -115,7 +115,7 @@ MSG_VARIANTS = {
         "sa3": [256, 512, 1024],
         "head": [1024, 512, 256],
     },
-    # the cross-architecture pool of SADM/3DDP (PROTOCOL.md section 2): 256 centroids, radii .1/.2/.4,
+    # the cross-architecture pool of SADM/3DDP (docs/specification.md#cross-architecture-pool): 256 centroids, radii .1/.2/.4,
     # 8/16/32 neighbours, halved widths; then 64 centroids; then group-all. The second level's radii keep the
     # standard values and its neighbour counts are halved like the first level's (ddbench's reading).
     "slim": {

@@ -36,12 +36,7 @@ wide = Console(width=max(160, shutil.get_terminal_size((160, 40)).columns))
 err_console = Console(stderr=True)
 _DEBUG = {"on": False}
 
-KIND_ALIASES = {
-    "methods": "method", "method": "method", "backbones": "backbone", "backbone": "backbone",
-    "datasets": "dataset", "dataset": "dataset", "protocols": "protocol", "protocol": "protocol",
-    "executors": "executor", "executor": "executor", "transforms": "transform", "transform": "transform",
-}
-
+from ddbench.pipeline.overrides import KIND_ALIASES, parse_set_options  # noqa: E402 - after the app is set up
 
 # -- helpers ---------------------------------------------------------------------------------------------------
 
@@ -63,43 +58,6 @@ def split_ints(text: str | None, what: str) -> list[int] | None:
         return [int(n) for n in names]
     except ValueError:
         raise ConfigError(f"{what} must be comma-separated integers, got {text!r}") from None
-
-
-def parse_set_options(items: list[str] | None) -> dict[str, dict]:
-    """``--set COMPONENT.KEY=VALUE`` -> experiment config sections.
-
-    COMPONENT is ``protocol``, a method, dataset or backbone name, or ``kind:name`` when a name is ambiguous
-    (``sadm`` is both a method and a protocol; ``protocol.lr=...`` always means the protocol).
-    """
-    from ddbench.config import parse_overrides
-    from ddbench.errors import UnknownNameError
-    from ddbench.plugins import get_registries
-
-    reg = get_registries()
-    sections: dict[str, dict] = {"method_config": {}, "dataset_config": {}, "backbone_config": {},
-                                 "protocol_config": {}}
-    for component, values in parse_overrides(items).items():
-        if component == "protocol":
-            sections["protocol_config"].update(values)
-            continue
-        if ":" in component:
-            kind, name = component.split(":", 1)
-            kind = KIND_ALIASES.get(kind, kind)
-            if kind not in ("method", "dataset", "backbone"):
-                raise ConfigError(f"--set kind must be method, dataset or backbone, got {kind!r}")
-            reg.kind(kind).get(name)
-            sections[f"{kind}_config"].setdefault(name, {}).update(values)
-            continue
-        kinds = [k for k in ("method", "dataset", "backbone") if component in reg.kind(k)]
-        if len(kinds) > 1:
-            raise ConfigError(
-                f"--set {component!r} is a {' and a '.join(kinds)}; write {kinds[0]}:{component}.KEY=VALUE"
-            )
-        if not kinds:
-            known = [n for k in ("method", "dataset", "backbone") for n in reg.kind(k).names()] + ["protocol"]
-            raise UnknownNameError("component", component, known)
-        sections[f"{kinds[0]}_config"].setdefault(component, {}).update(values)
-    return {k: v for k, v in sections.items() if v}
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -157,9 +115,8 @@ def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the cells and exit.")] = False,
 ) -> None:
     """Run a grid of dataset x method x PPC x backbones x seeds; finished cells are skipped."""
-    from ddbench.runner.experiment import build_experiment, load_experiment_file
+    from ddbench.pipeline import build_experiment, load_experiment_file, plan_grid, run_grid
     from ddbench.runner.progress import RichReporter, describe_cell
-    from ddbench.runner.run import plan_grid, run_grid
 
     if selection is not None and selection not in ("final", "best_test"):
         raise ConfigError(f"--selection must be final or best_test, got {selection!r}")
@@ -177,10 +134,10 @@ def run(
     }
     exp = build_experiment(file_values, overrides)
     if dry_run:
-        specs = plan_grid(exp)
-        for spec in specs:
-            out.print(f"{spec.cell_id}  ({describe_cell(spec)})", highlight=False)
-        out.print(f"{len(specs)} cells")
+        cells = plan_grid(exp)
+        for cell in cells:
+            out.print(f"{cell.cell_id}  ({describe_cell(cell.spec)})", highlight=False)
+        out.print(f"{len(cells)} cells")
         return
     try:
         summary = run_grid(exp, RichReporter(err_console))
@@ -213,7 +170,7 @@ def table(
 ) -> None:
     """Print the results table (derived from the cell files) in the papers' layout."""
     from ddbench.io import atomic_path
-    from ddbench.tables import make_tables
+    from ddbench.pipeline import make_tables
     from ddbench.tables.render import FORMATS
 
     if format not in (*FORMATS, "tidy", "long"):
@@ -236,11 +193,13 @@ def status(results: Annotated[str, typer.Option(help="Results directory to read.
     from ddbench.tables.tidy import read_cells
 
     cells, bad = read_cells(results)
-    ok = [c for c in cells if c.get("status") == "ok"]
-    failed = [c for c in cells if c.get("status") == "failed"]
+    ok = [c for c in cells if c.status == "ok"]
+    failed = [c for c in cells if c.status == "failed"]
     out.print(f"{len(ok)} ok, {len(failed)} failed, {len(bad)} unreadable cell files under {results}")
     for c in failed:
-        out.print(f"[red]failed[/] {c['cell_id']}: {c.get('error', '')}", highlight=False)
+        out.print(f"[red]failed[/] {c.cell_id}: {c.error}", highlight=False)
+    for b in bad:
+        out.print(f"[yellow]unreadable[/] {b}", highlight=False)
 
 
 # -- list / plugins ------------------------------------------------------------------------------------------------
@@ -250,39 +209,26 @@ def status(results: Annotated[str, typer.Option(help="Results directory to read.
 def list_components(
     kind: Annotated[str, typer.Argument(help="methods, backbones, datasets, protocols, executors or transforms")],
     data_root: Annotated[Optional[str], typer.Option(help="Data root, to show which datasets are present.")] = None,
-    throughput: Annotated[bool, typer.Option(help="Backbones: measure forward throughput on the device.")] = True,
+    throughput: Annotated[bool, typer.Option("--throughput/--no-throughput", help="Backbones: also measure forward throughput on the device (slow).")] = False,
     device: Annotated[str, typer.Option(help="Device for the throughput measurement.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """List installed components with versions, origin and default config (backbones: parameters, throughput)."""
-    from ddbench.data.paths import resolve_data_root
+    """List installed components with versions, origin and default config (backbones: parameters, outputs)."""
+    from ddbench.environment import resolve_device
     from ddbench.errors import UnknownNameError
-    from ddbench.plugins import get_registries
-    from ddbench.runner.environment import resolve_device
+    from ddbench.pipeline.components import backbone_factories, component_rows
 
     if kind not in KIND_ALIASES:
         raise UnknownNameError("component kind", kind, sorted({k for k in KIND_ALIASES if k.endswith("s")}))
-    reg = get_registries().kind(KIND_ALIASES[kind])
-    rows = []
-    for info in reg:
-        row = {"name": info.name, "version": info.version,
-               "source": f"{info.source} {info.source_version}".strip(),
-               "description": info.description, "defaults": info.default_config()}
-        if info.kind == "dataset":
-            ds = info.cls(None, resolve_data_root(data_root), None)
-            present, where = ds.availability()
-            row["data"] = "present: " + where if present else "missing"
-        if info.kind == "backbone":
-            net = info.cls(None, 40)
-            row["parameters(K=40)"] = net.num_parameters()
-            row["provides"] = ",".join(sorted(info.cls.provides))
-            if throughput:
-                row["forward clouds/s (1024 pts)"] = round(forward_throughput(net, resolve_device(device)), 1)
-        rows.append(row)
+    rows = component_rows(KIND_ALIASES[kind], data_root)
+    if throughput and KIND_ALIASES[kind] == "backbone":
+        factories, dev = backbone_factories(), resolve_device(device)
+        for row in rows:
+            row["forward clouds/s (1024 pts)"] = round(forward_throughput(factories[row["name"]](40), dev), 1)
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
-    t = RichTable(title=f"{reg.kind}s", show_lines=True)
+    t = RichTable(title=f"{KIND_ALIASES[kind]}s", show_lines=True)
     for col in rows[0] if rows else ["name"]:
         t.add_column(col, overflow="fold")
     for row in rows:
@@ -313,9 +259,9 @@ def forward_throughput(net, device, batch: int = 8, points: int = 1024) -> float
 @app.command()
 def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Show loaded, disabled and broken plugins (a broken plugin never stops ddbench)."""
-    from ddbench.plugins import get_registries
+    from ddbench.pipeline.components import plugin_report
 
-    infos = get_registries().plugins
+    infos = plugin_report()
     if as_json:
         sys.stdout.write(json.dumps([vars(p) for p in infos], indent=2) + "\n")
         return
@@ -339,7 +285,7 @@ def distill(
     out_path: Annotated[Path, typer.Option("--out", help="Artifact path (.h5).")],
     ppc: Annotated[int, typer.Option(help="Clouds per class.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    backbone: Annotated[str, typer.Option(help="Backbone the method uses.")] = "pointnet",
+    backbone: Annotated[Optional[str], typer.Option(help="Backbone the method uses (default: the method's own).")] = None,
     iterations: Annotated[Optional[int], typer.Option(help="Override the method's iterations.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     data_root: Annotated[Optional[str], typer.Option(help="Data root.")] = None,
@@ -347,55 +293,12 @@ def distill(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="COMPONENT.KEY=VALUE config override.")] = None,
 ) -> None:
     """Distil one synthetic set and save it as an artifact (HDF5 + manifest)."""
-    from ddbench.backbones.base import check_provides
-    from ddbench.data import open_dataset
-    from ddbench.data.paths import resolve_cache_dir
-    from ddbench.methods.base import DistillContext
-    from ddbench.plugins import get_registries
-    from ddbench.runner.environment import resolve_device
-    from ddbench.synthetic.artifact import save_artifact
+    from ddbench.pipeline import DistillRequest, distill_one
 
-    reg = get_registries()
-    sections = parse_set_options(set_)
-    m_info = reg.method.get(method)
-    m_values = dict(sections.get("method_config", {}).get(method, {}))
-    if iterations is not None and m_info.cls.iterations_field:
-        m_values[m_info.cls.iterations_field] = iterations
-    m_cfg = m_info.make_config(m_values)
-    b_cfg = reg.backbone.get(backbone).make_config(sections.get("backbone_config", {}).get(backbone))
-    if m_info.cls.uses_backbone:
-        check_provides(reg.backbone.get(backbone).cls, m_info.cls.needs, method)
-    ds = open_dataset(dataset, sections.get("dataset_config", {}).get(dataset), data_root, cache_dir)
-    train = ds.load("train")
-    dev = resolve_device(device)
-    ctx = DistillContext(train, ppc if m_info.cls.uses_ppc else None, seed, dev, dataset, backbone,
-                         b_cfg.model_dump(mode="json"), resolve_cache_dir(cache_dir))
-    synth = m_info.cls(m_cfg).distill(ctx)
-    manifest = save_artifact(out_path, synth, {
-        "method": method, "method_version": m_info.version, "method_config": m_cfg.model_dump(mode="json"),
-        "dataset": dataset, "dataset_version": ds.version, "dataset_config": ds.config.model_dump(mode="json"),
-        "ppc": ctx.ppc, "seed": seed, "distill_backbone": backbone if m_info.cls.uses_backbone else None,
-        "distill_backbone_config": b_cfg.model_dump(mode="json") if m_info.cls.uses_backbone else {},
-    })
-    st = manifest["storage"]
+    request = DistillRequest(method, dataset, ppc, seed, backbone, iterations, device, data_root, cache_dir,
+                             parse_set_options(set_))
+    st = distill_one(request, out_path)["storage"]
     out.print(f"wrote {out_path}: {st['clouds']} clouds, {st['floats']} floats, {st['bytes']} bytes")
-
-
-def at_resolution(synth, points: int):
-    """The synthetic set at ``points`` points per cloud: sampled from its generator, or reduced by FPS."""
-    from ddbench.data.transforms import fps_subsample
-    from ddbench.synthetic.artifact import SyntheticSet
-    from ddbench.synthetic.generators import materialise
-
-    if "generator" in synth.info:
-        return materialise(synth, points)
-    have = synth.points.shape[1]
-    if points > have:
-        raise ConfigError(
-            f"this artifact stores clouds of {have} points and no generator; it can be evaluated at {have} or fewer"
-        )
-    return SyntheticSet(fps_subsample(synth.points, points), synth.labels, list(synth.class_names),
-                        dict(synth.extras), list(synth.stored), dict(synth.info))
 
 
 @app.command("eval")
@@ -415,52 +318,22 @@ def evaluate(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the result JSON here.")] = None,
 ) -> None:
     """Evaluate a synthetic-set artifact on its dataset's test set, without the method's code."""
-    from ddbench.data import open_dataset
-    from ddbench.evaluation.evaluate import evaluate_synthetic
     from ddbench.io import write_json_atomic
-    from ddbench.plugins import get_registries
-    from ddbench.runner.environment import environment_record, resolve_device
-    from ddbench.synthetic.artifact import load_artifact
+    from ddbench.pipeline import EvalRequest, evaluate_one
 
-    synth, manifest = load_artifact(artifact)
-    if points is not None:
-        synth = at_resolution(synth, points)
-    reg = get_registries()
-    p_info = reg.protocol.get(protocol)
-    values = {}
-    if eval_nets is not None:
-        values["num_nets"] = eval_nets
-    if backbone is not None:
-        reg.backbone.get(backbone)
-        values["backbone"] = backbone
-    p_cfg = p_info.make_config(values)
-    if epochs is not None:
-        p_cfg = p_cfg.with_epochs(epochs)
-    dataset = manifest.get("dataset")
-    if not dataset:
-        raise ConfigError(f"{artifact} does not name its dataset in the manifest")
-    ds = open_dataset(dataset, manifest.get("dataset_config"), data_root, cache_dir)
-    test = ds.load("test")
-    dev = resolve_device(device)
-    draw = manifest.get("seed", 0) if seed < 0 else seed
-    result = evaluate_synthetic(synth, test, p_cfg, p_cfg.net_seeds(draw), dev, engine=eval_engine,
-                                ensemble_size=ensemble_size)
+    request = EvalRequest(artifact, protocol, eval_nets, epochs, backbone, seed, points, device, eval_engine,
+                          ensemble_size, data_root, cache_dir)
+    record, manifest, synth, _ = evaluate_one(request)
+    result = record["results"]
     out.print(
-        f"{manifest.get('method')} on {dataset} (PPC {manifest.get('ppc')}, {synth.points.shape[1]} points), "
-        f"protocol {protocol}: "
+        f"{manifest.get('method')} on {manifest.get('dataset')} (PPC {manifest.get('ppc')}, "
+        f"{synth.points.shape[1]} points), protocol {protocol}: "
         f"OA {result['oa_mean']:.2f} ± {result['oa_std']:.2f}, mAcc {result['macc_mean']:.2f} ± "
         f"{result['macc_std']:.2f} over {result['num_nets']} nets (ddof={result['ddof']})",
         highlight=False,
     )
     if output:
-        write_json_atomic(output, {
-            "artifact": str(artifact), "artifact_sha256": manifest["sha256"].get("file"),
-            "points": int(synth.points.shape[1]),
-            "protocol": protocol, "protocol_version": p_info.version,
-            "protocol_config": p_cfg.model_dump(mode="json"), "results": result,
-            "environment": environment_record(dev),
-        })
-
+        write_json_atomic(output, record)
 
 def main() -> None:
     from ddbench.cli.allocator import arrange_allocator

@@ -25,8 +25,8 @@ SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="KEY=VALUE da
 
 def _dataset(name: str, data_root: str | None, cache_dir: str | None, options: list[str] | None = None):
     from ddbench.config import parse_scalar
-    from ddbench.data import open_dataset
     from ddbench.errors import ConfigError
+    from ddbench.pipeline import open_dataset
 
     values = {}
     for item in options or []:
@@ -46,14 +46,13 @@ def _root(data_root: str | None) -> Path:
 @data_app.command("list")
 def list_datasets(data_root: DataRoot = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every known dataset: present or not, where, and its official archives."""
-    from ddbench.plugins import get_registries
+    from ddbench.pipeline.components import dataset_classes
 
     rows = []
-    for info in get_registries().dataset:
-        ds = info.cls(None, _root(data_root), None)
-        present, where = ds.availability()
-        rows.append({"name": info.name, "present": present, "where": where if present else "",
-                     "archives": [a.filename for a in info.cls.archives], "source": info.source})
+    for name, cls, source in dataset_classes():
+        present, where = cls(None, _root(data_root), None).availability()
+        rows.append({"name": name, "present": present, "where": where if present else "",
+                     "archives": [a.filename for a in cls.archives], "source": source})
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
@@ -76,9 +75,9 @@ def fetch(
     """Download an official archive (resuming a partial download), verify its checksum and extract it."""
     from ddbench.data.fetch import choose_archive
     from ddbench.data.fetch import fetch as do_fetch
-    from ddbench.plugins import get_registries
+    from ddbench.pipeline.components import dataset_class
 
-    get_registries().dataset.get(name)
+    dataset_class(name)
     choose_archive(name, url, archive)  # fail before drawing a progress bar
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   console=err) as progress:
@@ -99,11 +98,11 @@ def import_(
 ) -> None:
     """Take an archive or folder you already have: checksum, extract or copy under the data root, record it."""
     from ddbench.data.fetch import import_data
-    from ddbench.plugins import get_registries
+    from ddbench.pipeline.components import dataset_class
 
-    info = get_registries().dataset.get(name)
+    cls = dataset_class(name)
     entry = import_data(name, path, _root(data_root), link)
-    present, where = info.cls(None, _root(data_root), None).availability()
+    present, where = cls(None, _root(data_root), None).availability()
     out.print(f"imported {entry['filename']} -> {', '.join(entry['created'])}; "
               f"{name} is {'present: ' + where if present else 'still missing: ' + where}")
     if not present:

@@ -39,12 +39,18 @@ def setting_suffix(config) -> str:
 class Dataset(Component):
     """Base class of dataset plugins.
 
-    Subclasses set ``name``, ``version``, ``Config``, ``display_name`` and implement :meth:`class_names`,
-    :meth:`availability` and :meth:`_load`. ``benchmark = False`` keeps a dataset out of ``--datasets all``.
+    Subclasses set ``name``, ``version``, ``Config``, ``display_name`` (and ``family`` where one applies) and
+    implement :meth:`class_names`, :meth:`availability` and :meth:`_load`. ``benchmark = False`` keeps a dataset
+    out of ``--datasets all``.
     """
 
     kind: ClassVar[str] = "dataset"
     display_name: ClassVar[str] = ""
+    #: which published family of settings the dataset belongs to, e.g. ``modelnet10``; methods whose reference
+    #: settings differ by family read it (through ``DistillContext.dataset_family``: DD3D's w0, 3DDP's preset),
+    #: never the dataset's name, so that a renamed copy or a variant of a dataset declares the family it follows.
+    #: "" (the default): no published family, the methods' defaults apply
+    family: ClassVar[str] = ""
     benchmark: ClassVar[bool] = True
     #: accepted sizes per split (several where official releases differ); a mismatch is an error unless the
     #: config sets ``check_sizes=false``

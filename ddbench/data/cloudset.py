@@ -114,3 +114,14 @@ class PointCloudSet:
     def class_batch(self, k: int, n: int, generator: torch.Generator) -> torch.Tensor:
         """The clouds of :meth:`class_batch_indices` (same draw for the same generator state)."""
         return self.points[self.class_batch_indices(k, n, generator).to(self.points.device)]
+
+
+def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """Shuffled mini-batch indices. A final batch of one cloud is merged into the previous batch, because
+    BatchNorm cannot normalise a single sample in train mode."""
+    perm = torch.randperm(n, generator=generator)
+    batches = list(perm.split(batch_size))
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        last = batches.pop()
+        batches[-1] = torch.cat([batches[-1], last])
+    return batches

@@ -172,6 +172,7 @@ class ModelNet10(_ModelNet):
     """ModelNet10 (10 classes, 3991/908) from the HDF5, normal-resampled text or Princeton OFF release."""
 
     name = "modelnet10"
+    family = "modelnet10"
     version = "1"
     display_name = "ModelNet10"
     classes = MODELNET10_CLASSES
@@ -190,6 +191,7 @@ class ModelNet40(_ModelNet):
     """ModelNet40 (40 classes, 9843/2468) from the HDF5, normal-resampled text or Princeton OFF release."""
 
     name = "modelnet40"
+    family = "modelnet40"
     version = "1"
     display_name = "ModelNet40"
     classes = MODELNET40_CLASSES

@@ -46,6 +46,7 @@ class ScanObjectNN(PreparedDataset):
     """ScanObjectNN (15 classes; OBJ_ONLY, OBJ_BG or PB_T50_RS) from the official h5 files."""
 
     name = "scanobjectnn"
+    family = "scanobjectnn"
     version = "1"
     display_name = "ScanObjectNN"
     Config = ScanObjectNNConfig

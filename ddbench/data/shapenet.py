@@ -59,6 +59,7 @@ class ShapeNet55(PreparedDataset):
     """ShapeNet55 (55 ShapeNetCore v2 categories, 41952/10518) from the Point-BERT ShapeNet55-34 release."""
 
     name = "shapenet55"
+    family = "shapenet55"
     version = "1"
     display_name = "ShapeNet55"
     Config = ShapeNet55Config
@@ -111,6 +112,7 @@ class ShapeNetPart(PreparedDataset):
     """ShapeNetPart (16 categories, 50 parts) with per-point part labels, official train/val/test split."""
 
     name = "shapenetpart"
+    family = "shapenetpart"
     version = "1"
     display_name = "ShapeNetPart"
     Config = ShapeNetPartConfig

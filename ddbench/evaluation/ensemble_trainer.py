@@ -11,22 +11,32 @@ import time
 
 import torch
 
+from ddbench.backbones.base import BackboneFactory
 from ddbench.data.cloudset import PointCloudSet
 from ddbench.evaluation.ensemble import build_ensemble, ensemble_cross_entropy
 from ddbench.evaluation.protocols import ProtocolConfig
 from ddbench.evaluation.trainer import (
-    NetResult, Progress, accuracies, augment, build_evaluation_net, diverged, epoch_batches, lr_for_epoch,
-    make_optimizer, schedule_step,
+    NetResult,
+    Progress,
+    accuracies,
+    augment,
+    build_evaluation_net,
+    diverged,
+    epoch_batches,
+    lr_for_epoch,
+    make_optimizer,
+    schedule_step,
 )
 
 
-def build_members(cfg: ProtocolConfig, seeds: list[int], num_classes: int) -> tuple[list, list[torch.Generator]]:
+def build_members(cfg: ProtocolConfig, seeds: list[int], num_classes: int,
+                  network: BackboneFactory) -> tuple[list, list[torch.Generator]]:
     """The member nets, initialised exactly as the sequential trainer initialises them, and for each the
     generator holding the global RNG state right after its initialisation (where its dropout masks come from)."""
     nets, dropout_gens = [], []
     for seed in seeds:
         torch.manual_seed(seed)
-        nets.append(build_evaluation_net(cfg, num_classes))
+        nets.append(build_evaluation_net(cfg, num_classes, network))
         gen = torch.Generator()
         gen.set_state(torch.get_rng_state())
         dropout_gens.append(gen)
@@ -48,6 +58,27 @@ def test_ensemble(ensemble: torch.nn.Module, test: PointCloudSet, batch_size: in
     return [accuracies(p, test) for p in pred]
 
 
+def train_ensemble_epoch(ensemble, opt, points, labels, cfg: ProtocolConfig, seeds: list[int], epoch: int,
+                         data_gens: list[torch.Generator], aug_gens: list[torch.Generator],
+                         device: torch.device) -> torch.Tensor:
+    """One epoch of every member, step by step as the sequential loop does; returns each member's mean loss."""
+    ensemble.train()
+    total, count = torch.zeros(len(seeds)), 0
+    for step_idx in zip(*(epoch_batches(len(points), cfg.batch_size, g) for g in data_gens), strict=True):
+        batch = torch.stack([augment(cfg, points[i.to(device)], g) for i, g in zip(step_idx, aug_gens, strict=True)])
+        batch_labels = torch.stack([labels[i.to(device)] for i in step_idx])
+        member_loss = ensemble_cross_entropy(ensemble(batch), batch_labels)
+        finite = torch.isfinite(member_loss.detach())
+        if not bool(finite.all()):
+            raise diverged(cfg, seeds[int((~finite).nonzero()[0])], epoch)
+        opt.zero_grad(set_to_none=True)
+        member_loss.sum().backward()
+        opt.step()
+        total += member_loss.detach().cpu() * len(step_idx[0])
+        count += len(step_idx[0])
+    return total / max(count, 1)
+
+
 def train_and_test_ensemble(
     train_points: torch.Tensor,
     train_labels: torch.Tensor,
@@ -58,10 +89,12 @@ def train_and_test_ensemble(
     num_classes: int,
     progress: Progress | None = None,
     return_ensemble: bool = False,
+    *,
+    network: BackboneFactory,
 ):
     """Train one net per seed, all at once; return their :class:`NetResult` (and the ensemble if asked)."""
     start = time.perf_counter()
-    nets, dropout_gens = build_members(cfg, seeds, num_classes)
+    nets, dropout_gens = build_members(cfg, seeds, num_classes, network)
     ensemble = build_ensemble(nets).to(device)
     if device.type != "cpu":  # masks come from per-member device generators seeded from the member's seed
         dropout_gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
@@ -77,21 +110,7 @@ def train_and_test_ensemble(
     best = [(-1.0, 0.0, [], 0) for _ in seeds]
     for epoch in range(cfg.epochs):
         opt, lr = schedule_step(cfg, opt, ensemble, epoch, lr)
-        ensemble.train()
-        total, count = torch.zeros(E), 0
-        for step_idx in zip(*(epoch_batches(len(points), cfg.batch_size, g) for g in data_gens)):
-            batch = torch.stack([augment(cfg, points[i.to(device)], g) for i, g in zip(step_idx, aug_gens)])
-            batch_labels = torch.stack([labels[i.to(device)] for i in step_idx])
-            member_loss = ensemble_cross_entropy(ensemble(batch), batch_labels)
-            finite = torch.isfinite(member_loss.detach())
-            if not bool(finite.all()):
-                raise diverged(cfg, seeds[int((~finite).nonzero()[0])], epoch)
-            opt.zero_grad(set_to_none=True)
-            member_loss.sum().backward()
-            opt.step()
-            total += member_loss.detach().cpu() * len(step_idx[0])
-            count += len(step_idx[0])
-        losses = total / max(count, 1)
+        losses = train_ensemble_epoch(ensemble, opt, points, labels, cfg, seeds, epoch, data_gens, aug_gens, device)
         if cfg.selection == "best_test":
             for e, (oa, macc, per_class) in enumerate(test_ensemble(ensemble, test, cfg.test_batch_size, device)):
                 curves[e].append(oa)

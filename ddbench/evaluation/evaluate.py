@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ddbench.backbones.base import BackboneFactory
 from ddbench.data.cloudset import PointCloudSet
 from ddbench.errors import DataError
-from ddbench.io import write_json_atomic
 from ddbench.evaluation.protocols import ProtocolConfig
 from ddbench.evaluation.trainer import NetResult, prepare_synthetic_points, train_and_test
+from ddbench.io import write_json_atomic
 from ddbench.synthetic.artifact import SyntheticSet
 
 #: progress(net_index, num_nets, epoch, epochs)
@@ -24,10 +25,10 @@ EvalProgress = Callable[[int, int, int, int], None]
 ENGINES = ("auto", "sequential", "ensemble")
 
 
-def choose_engine(engine: str, cfg: ProtocolConfig, device: torch.device) -> tuple[str, str]:
+def choose_engine(engine: str, cfg: ProtocolConfig, device: torch.device, network_cls: type) -> tuple[str, str]:
     """(engine, reason): how the evaluation nets are trained. ``auto`` picks the ensemble on CUDA, where it
     fills the device that one small-batch net leaves idle, and the sequential loop on CPU, where a single
-    net already runs near the matrix-multiply rate (benchmarks/bench_eval_engine.py measures both)."""
+    net already runs near the matrix-multiply rate (benchmarks/bench_speed_table.py measures both)."""
     from ddbench.evaluation.ensemble import ensemble_support
 
     if engine not in ENGINES:
@@ -36,9 +37,7 @@ def choose_engine(engine: str, cfg: ProtocolConfig, device: torch.device) -> tup
         return "sequential", "asked for"
     if cfg.canonicalise != "none":
         return "sequential", "canonicalised nets have no ensemble implementation"
-    from ddbench.plugins import get_registries
-
-    ok, why = ensemble_support(get_registries().backbone.get(cfg.backbone).cls)
+    ok, why = ensemble_support(network_cls)
     if not ok:
         return "sequential", why
     if engine == "auto" and device.type == "cpu":
@@ -113,8 +112,11 @@ def evaluate_synthetic(
     engine: str = "auto",
     ensemble_size: int | None = None,
     progress_file: str | Path | None = None,
+    *,
+    network: BackboneFactory,
 ) -> dict:
     """Train ``len(seeds)`` nets on ``synth`` under ``cfg``; return per-net results and their summary.
+    ``network`` builds the evaluation nets (the protocol's backbone with its config, resolved by the pipeline);
     ``engine`` (auto, sequential, ensemble) says how; ``ensemble_size`` caps the members trained at once.
     With ``progress_file``, every finished net is saved there and a rerun trains only the missing ones; the
     file is removed once all nets are done."""
@@ -124,7 +126,7 @@ def evaluate_synthetic(
             f"({len(test.class_names)}); evaluate it on the dataset it was distilled from"
         )
     points = prepare_synthetic_points(synth.points, cfg)
-    chosen, reason = choose_engine(engine, cfg, device)
+    chosen, reason = choose_engine(engine, cfg, device, network.cls)
     finished = FinishedNets(progress_file, evaluation_fingerprint(points, synth.labels, cfg, chosen, device))
     resumed = [s for s in seeds if s in finished.nets]
     todo = [(i, s) for i, s in enumerate(seeds) if s not in finished.nets]
@@ -136,12 +138,14 @@ def evaluate_synthetic(
         for lo in range(0, len(todo), size):
             first, group = todo[lo][0], [s for _, s in todo[lo : lo + size]]
             cb = (lambda e, E, first=first: progress(first, len(seeds), e, E)) if progress else None
-            for net in train_and_test_ensemble(points, synth.labels, test, cfg, group, device, test.num_classes, cb):
+            for net in train_and_test_ensemble(points, synth.labels, test, cfg, group, device, test.num_classes, cb,
+                                               network=network):
                 finished.add(net)
     else:
         for i, seed in todo:
             cb = (lambda e, E, i=i: progress(i, len(seeds), e, E)) if progress else None
-            finished.add(train_and_test(points, synth.labels, test, cfg, seed, device, test.num_classes, cb))
+            finished.add(train_and_test(points, synth.labels, test, cfg, seed, device, test.num_classes, cb,
+                                        network=network))
     nets = [finished.nets[s] for s in seeds]
     finished.discard()
     record = {

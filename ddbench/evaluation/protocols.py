@@ -1,4 +1,4 @@
-"""Versioned evaluation protocols (PROTOCOL.md section 3).
+"""Versioned evaluation protocols (docs/specification.md#evaluation-protocols).
 
 A protocol fixes how a synthetic set is scored: the network, optimiser, schedule, batch size, augmentation,
 how many evaluation nets are trained and with which seeds, and which epoch is reported. Every result records

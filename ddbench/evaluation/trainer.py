@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ddbench.backbones.base import Backbone, build_backbone
-from ddbench.data.cloudset import PointCloudSet
+from ddbench.backbones.base import Backbone, BackboneFactory
+from ddbench.data.cloudset import PointCloudSet, epoch_batches
 from ddbench.data.transforms import jitter, normalize_unit_sphere, perturb_rotation, random_scale
 from ddbench.errors import TrainingDivergedError
 from ddbench.evaluation.protocols import ProtocolConfig
@@ -51,8 +51,12 @@ class Canonicalised(torch.nn.Module):
         return self.backbone(self.canonicaliser(points))
 
 
-def build_evaluation_net(cfg: ProtocolConfig, num_classes: int) -> torch.nn.Module:
-    net = build_backbone(cfg.backbone, num_classes, cfg.backbone_config)
+def build_evaluation_net(cfg: ProtocolConfig, num_classes: int, network: BackboneFactory) -> torch.nn.Module:
+    """A fresh evaluation net: ``network`` (the protocol's backbone with its config, resolved by the pipeline)
+    behind the protocol's canonicalisation, if any."""
+    if network.name != cfg.backbone:
+        raise ValueError(f"the evaluation network {network.name!r} is not the protocol's backbone {cfg.backbone!r}")
+    net = network(num_classes)
     if cfg.canonicalise == "none":
         return net
     return Canonicalised(net, "sin" if cfg.canonicalise == "pca" else "learned")
@@ -85,17 +89,6 @@ def schedule_step(cfg: ProtocolConfig, opt: torch.optim.Optimizer, net: torch.nn
             for group in opt.param_groups:
                 group["lr"] = new_lr
     return opt, new_lr
-
-
-def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """Shuffled mini-batch indices. A final batch of one cloud is merged into the previous batch, because
-    BatchNorm cannot normalise a single sample in train mode."""
-    perm = torch.randperm(n, generator=generator)
-    batches = list(perm.split(batch_size))
-    if len(batches) > 1 and len(batches[-1]) == 1:
-        last = batches.pop()
-        batches[-1] = torch.cat([batches[-1], last])
-    return batches
 
 
 def diverged(cfg: ProtocolConfig, seed: int, epoch: int) -> TrainingDivergedError:
@@ -146,12 +139,14 @@ def train_and_test(
     num_classes: int,
     progress: Progress | None = None,
     return_net: bool = False,
+    *,
+    network: BackboneFactory,
 ):
-    """Train one evaluation net with ``seed`` under protocol ``cfg`` and test it; return its
-    :class:`NetResult` (and the trained net if ``return_net``)."""
+    """Train one evaluation net (built by ``network``) with ``seed`` under protocol ``cfg`` and test it; return
+    its :class:`NetResult` (and the trained net if ``return_net``)."""
     start = time.perf_counter()
     torch.manual_seed(seed)  # initialisation and dropout masks
-    net = build_evaluation_net(cfg, num_classes).to(device)
+    net = build_evaluation_net(cfg, num_classes, network).to(device)
     data_gen = torch.Generator().manual_seed(seed)
     aug_gen = torch.Generator().manual_seed(seed + 7_919)
     points, labels = train_points.to(device), train_labels.to(device)

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from ddbench.backbones.base import BackboneFactory
 from ddbench.config import ComponentConfig
 from ddbench.data.cloudset import PointCloudSet
 from ddbench.registry import Component
@@ -31,9 +32,15 @@ class DistillContext:
     ppc: int | None  # None for methods that keep the whole set
     seed: int
     device: torch.device
+    #: the dataset's name (for records only: behaviour follows ``dataset_family``)
     dataset: str = ""
-    backbone: str = "pointnet"
-    backbone_config: dict[str, Any] = field(default_factory=dict)
+    #: builds the distillation network (None for methods that need none); see docs/plugins.md
+    backbone: BackboneFactory | None = None
+    #: the dataset's declared family (``Dataset.family``, e.g. ``modelnet10``), for methods whose reference
+    #: settings differ by family (DD3D's w0, 3DDP's preset); "" when the dataset declares none
+    dataset_family: str = ""
+    #: the coreset method that makes an iterative method's initial set (resolved from its ``init``), or None
+    initialiser: Method | None = None
     cache_dir: Path | None = None
     progress: DistillProgress | None = None
     #: iterations at which an iterative method hands over a copy of its synthetic set for evaluation
@@ -47,6 +54,15 @@ class DistillContext:
     def num_classes(self) -> int:
         return self.train.num_classes
 
+    def build_backbone(self, num_classes: int | None = None):
+        """A fresh distillation network for ``num_classes`` (default: the training set's classes)."""
+        if self.backbone is None:
+            from ddbench.errors import ConfigError
+
+            raise ConfigError("this method needs a distillation backbone and none was given; pass one "
+                              "(--distill-backbones pointnet)")
+        return self.backbone(self.num_classes if num_classes is None else num_classes)
+
     def report(self, done: int, total: int, desc: str = "") -> None:
         if self.progress is not None:
             self.progress(done, total, desc)
@@ -59,10 +75,17 @@ class DistillContext:
         self.snapshots[iteration] = synth
 
 
+#: what a method's synthetic set is for: ``distilled`` (a learned set), ``coreset`` (selected real clouds) or
+#: ``full_data`` (the whole training set: the upper reference row of tables, never ranked, not in ``all``)
+ROLES = ("distilled", "coreset", "full_data")
+
+
 class Method(Component):
     """Base class of method plugins."""
 
     kind: ClassVar[str] = "method"
+    #: one of :data:`ROLES`; recorded in every cell and read by the tables
+    role: ClassVar[str] = "distilled"
     display_name: ClassVar[str] = ""
     #: backbone outputs the method needs (checked before distillation starts)
     needs: ClassVar[frozenset[str]] = frozenset()
@@ -82,9 +105,15 @@ class Method(Component):
         raise NotImplementedError
 
     @classmethod
-    def storage_floats(cls, config: ComponentConfig, ppc: int, num_classes: int, points: int, dataset: str = "") -> int:
+    def initialiser_request(cls, config: ComponentConfig) -> tuple[str, dict[str, Any]] | None:
+        """(method name, config values) of the coreset method that makes this method's initial set, or None.
+        The resolution layer builds that method and passes it as ``DistillContext.initialiser``."""
+        return None
+
+    @classmethod
+    def storage_floats(cls, config: ComponentConfig, ppc: int, num_classes: int, points: int, family: str = "") -> int:
         """Floats the synthetic set of ``ppc`` clouds per class will store (checked against the artifact's own
-        count by the tests). Default: the clouds' coordinates."""
+        count by the tests), for a dataset of ``family`` (``Dataset.family``). Default: the clouds' coordinates."""
         return ppc * num_classes * points * 3
 
 

@@ -1,4 +1,4 @@
-"""Coreset baselines (PROTOCOL.md section 4): random, herding, k-center; and the ``whole`` reference.
+"""Coreset baselines (docs/specification.md#coreset-baselines): random, herding, k-center; and the ``whole`` reference.
 
 The selection rules work on a feature matrix of one class and return indices into it; the methods wrap them.
 """
@@ -69,6 +69,7 @@ def selection_to_set(ctx: DistillContext, indices: list[int], info: dict) -> Syn
 class RandomMethod(Method):
     """Random real clouds: PPC per class, drawn without replacement from the cell's seed."""
 
+    role = "coreset"
     name = "random"
     version = "1"
     display_name = "Random"
@@ -85,6 +86,7 @@ class RandomMethod(Method):
 
 
 class _EmbeddingCoreset(Method):
+    role = "coreset"
     Config = EmbeddingConfig
     uses_backbone = True
     needs = frozenset({"global_feature"})
@@ -92,9 +94,10 @@ class _EmbeddingCoreset(Method):
 
     def distill(self, ctx: DistillContext) -> SyntheticSet:
         check_ppc(ctx.train, ctx.ppc, self.name)
+        if ctx.backbone is None:
+            ctx.build_backbone()  # raises the one-line error that says which backbone to give
         feats, record = compute_embeddings(
-            ctx.train, self.config, ctx.backbone, ctx.backbone_config, ctx.seed, ctx.device, ctx.cache_dir,
-            ctx.report,
+            ctx.train, self.config, ctx.backbone, ctx.seed, ctx.device, ctx.cache_dir, ctx.report,
         )
         indices: list[int] = []
         for k in range(ctx.num_classes):
@@ -129,6 +132,7 @@ class WholeMethod(Method):
     """The whole training set: the upper reference row of the tables."""
 
     name = "whole"
+    role = "full_data"
     version = "1"
     display_name = "Whole dataset"
     uses_ppc = False

@@ -1,10 +1,12 @@
-"""DC (gradient matching, Zhao et al. 2021) and PCC (DC initialised with herding), PROTOCOL.md section 5.
+"""DC (gradient matching, Zhao et al. 2021) and PCC (DC initialised with herding), docs/specification.md#dc-and-pcc.
 
 Per iteration a fresh network is drawn. For each outer step: the frozen-BN warm-up on 16 real clouds per class;
 per class, the layer-wise cosine distance between the parameter gradients of the cross-entropy on a real batch
 (detached) and on the class's synthetic clouds (kept in the graph: matching needs the gradient of a gradient,
 i.e. a double backward through the network down to the coordinates); one SGD step on the coordinates; then,
-except after the last outer step, ``inner_loop`` epochs of training the network on the synthetic set.
+except after the last outer step, ``inner_loop`` epochs of training the network on the synthetic set. The loop
+is :class:`~ddbench.methods.gradient_matching.GradientMatchingMethod`'s, shared with DD3D; DC's synthetic clouds
+are its learnable coordinates.
 
 Outer/inner loops by PPC follow DC: 1 -> (1, 1), 10 -> (10, 50), 20 -> (20, 25), 30 -> (30, 20), 40 -> (40, 15),
 50 -> (50, 10). DC defines no PPC 3; ddbench uses (3, 10): outer = PPC as in every DC setting, and 10 inner epochs,
@@ -18,19 +20,21 @@ point; at 0.01 the mean step (2.2e-3) is closest to SADM's at its reference lr (
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 
-from ddbench.backbones.utils import bn_warmup
-from ddbench.errors import ConfigError
-from ddbench.evaluation.trainer import epoch_batches
 from ddbench.methods.base import DistillContext
+from ddbench.methods.gradient_matching import (  # noqa: F401 - re-exported: DC's loss and loops, by their old home
+    GradientMatchingMethod,
+    GradientMatchingState,
+    gradient_matching_loss,
+    loops_for_ppc,
+    train_inner,
+)
 from ddbench.methods.initialisation import InitName
-from ddbench.methods.iterative import IterativeConfig, IterativeMethod
-from ddbench.methods.losses import gradient_distance
+from ddbench.methods.iterative import IterativeConfig
 from ddbench.synthetic.artifact import SyntheticSet
 
 DC_LOOPS = {1: (1, 1), 3: (3, 10), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
@@ -51,93 +55,45 @@ class DCConfig(IterativeConfig):
     inner_loop: int | None = Field(None, ge=0, description="inner epochs per outer step (None: DC's table)")
 
 
-def loops_for_ppc(cfg, ppc: int, table: dict[int, tuple[int, int]], method: str) -> tuple[int, int]:
-    """(outer, inner) loops: the config's where set, else the method's table by PPC; a clear error for a PPC the
-    table lacks when the config does not set both."""
-    if cfg.outer_loop is not None and cfg.inner_loop is not None:
-        return cfg.outer_loop, cfg.inner_loop
-    if ppc not in table:
-        raise ConfigError(
-            f"{method.upper()} defines its outer/inner loops for PPC {sorted(table)} only; for ppc={ppc} set both "
-            f"outer_loop and inner_loop (e.g. --set {method}.outer_loop=10 --set {method}.inner_loop=10)"
-        )
-    outer, inner = table[ppc]
-    return cfg.outer_loop or outer, cfg.inner_loop if cfg.inner_loop is not None else inner
-
-
 def dc_loops(cfg: DCConfig, ppc: int) -> tuple[int, int]:
     return loops_for_ppc(cfg, ppc, DC_LOOPS, "dc")
 
 
-def gradient_matching_loss(net, points: torch.Tensor, labels: torch.Tensor, reals: list[torch.Tensor]) -> torch.Tensor:
-    """Sum over classes of the layer-wise distance between the parameter gradients of the cross-entropy on the
-    real batch ``reals[k]`` (detached) and on the synthetic clouds of class k. Differentiable in ``points``
-    through a double backward: the synthetic gradients stay in the autograd graph."""
-    params = [p for p in net.parameters() if p.requires_grad]
-    loss = None
-    for k, real in enumerate(reals):
-        y_real = torch.full((len(real),), k, device=real.device)
-        g_real = [g.detach() for g in torch.autograd.grad(F.cross_entropy(net(real).logits, y_real), params)]
-        syn = points[labels == k]
-        y_syn = torch.full((len(syn),), k, device=syn.device)
-        g_syn = torch.autograd.grad(F.cross_entropy(net(syn).logits, y_syn), params, create_graph=True)
-        term = gradient_distance(g_real, g_syn)
-        loss = term if loss is None else loss + term
-    return loss
+@dataclass(kw_only=True)
+class DCState(GradientMatchingState):
+    """DC's learnable set: the coordinates of the synthetic clouds."""
+
+    #: (K*PPC, N, 3) synthetic clouds, class-major
+    points: torch.Tensor
 
 
-def train_inner(net, points: torch.Tensor, labels: torch.Tensor, epochs: int, batch: int, opt,
-                gen: torch.Generator) -> None:
-    """DC's inner loop: ``epochs`` epochs of training the network on the (detached) synthetic set."""
-    net.train()
-    for _ in range(epochs):
-        for idx in epoch_batches(len(points), batch, gen):
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(net(points[idx]).logits, labels[idx]).backward()
-            opt.step()
-
-
-class DCMethod(IterativeMethod):
+class DCMethod(GradientMatchingMethod):
     """DC: match the per-class parameter gradients of real and synthetic clouds (layer-wise cosine)."""
 
     name = "dc"
     version = "1"
     display_name = "DC"
     Config = DCConfig
-    needs = frozenset({"logits"})
+    lr_hint = "lr_points"
 
-    def setup(self, ctx: DistillContext, points: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+    def setup(self, ctx: DistillContext, points: torch.Tensor, labels: torch.Tensor) -> DCState:
         outer, inner = dc_loops(self.config, ctx.ppc)
         pts = points.clone().requires_grad_(True)
         opt = torch.optim.SGD([pts], lr=self.config.lr_points, momentum=self.config.momentum)
-        return {"points": pts, "labels": labels, "opt": opt, "outer": outer, "inner": inner}
+        return DCState(points=pts, labels=labels, optimisers=[opt], outer=outer, inner=inner)
 
-    def matching_loss(self, ctx: DistillContext, state: dict[str, Any], net, reals: list[torch.Tensor]) -> torch.Tensor:
-        return gradient_matching_loss(net, state["points"], state["labels"], reals)
+    def synthetic_clouds(self, state: DCState, gen: torch.Generator) -> torch.Tensor:
+        """The learnable coordinates themselves (no randomness: ``gen`` is not drawn from)."""
+        return state.points
 
-    def iteration(self, ctx: DistillContext, state: dict[str, Any], gen: torch.Generator, it: int) -> float:
-        cfg = self.config
-        net = self.fresh_net(ctx, frozen=False)
-        opt_net = torch.optim.SGD(net.parameters(), lr=cfg.lr_net)
-        total = 0.0
-        for outer in range(state["outer"]):
-            bn_warmup(net, torch.cat(self.real_batches(ctx, cfg.warmup_per_class, gen)))
-            loss = self.matching_loss(ctx, state, net, self.real_batches(ctx, cfg.real_batch, gen))
-            state["opt"].zero_grad(set_to_none=True)
-            loss.backward()
-            state["opt"].step()
-            total += float(loss.detach())
-            self.check_finite([state["points"]], it, self.name, "lr_points")
-            if outer == state["outer"] - 1:
-                break
-            train_inner(net, state["points"].detach(), state["labels"], state["inner"], cfg.inner_batch, opt_net, gen)
-        return total / state["outer"]
+    def learnable_tensors(self, state: DCState) -> list[torch.Tensor]:
+        return [state.points]
 
-    def materialise(self, ctx: DistillContext, state: dict[str, Any]) -> SyntheticSet:
+    def materialise(self, ctx: DistillContext, state: DCState) -> SyntheticSet:
         return SyntheticSet(
-            state["points"].detach().cpu(), state["labels"].cpu(), list(ctx.train.class_names),
-            info={"loss": "gradient matching (layer-wise cosine)", "outer_loop": state["outer"],
-                  "inner_loop": state["inner"]},
+            state.points.detach().cpu(), state.labels.cpu(), list(ctx.train.class_names),
+            info={"loss": "gradient matching (layer-wise cosine)", "outer_loop": state.outer,
+                  "inner_loop": state.inner},
         )
 
 

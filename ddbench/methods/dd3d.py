@@ -1,4 +1,4 @@
-"""DD3D (ICML 2025): a conditional SIREN generator trained by gradient matching (PROTOCOL.md section 8).
+"""DD3D (ICML 2025): a conditional SIREN generator trained by gradient matching (docs/specification.md#dd3d).
 
 The synthetic set is a generator (``ddbench.synthetic.generators.ConditionalSiren``): one modulation code per
 synthetic cloud, per-point noise that sets the resolution. Each iteration draws a fresh network (``pointnet_in``,
@@ -10,29 +10,34 @@ The artifact stores the generator and its clouds sampled at ``eval_points`` (102
 train at low resolution, evaluate at 1024); ``ddbench eval ARTIFACT --points N`` samples it at any N.
 
 Outer/inner loops by PPC follow DD3D: 1 -> (5, 5), 10 -> (20, 10), 50 -> (40, 5); DD3D gives no PPC 3: ddbench
-uses (10, 10), between its PPC 1 and PPC 10 settings. The first-layer frequency w0 follows the dataset (100 for
-ModelNet, 50 for ScanObjectNN, 400 for part segmentation) unless set. The generator starts from its SIREN
-initialisation: DD3D has no real-data initialisation, so ``init`` only takes ``noise``.
+uses (10, 10), between its PPC 1 and PPC 10 settings. The first-layer frequency w0 follows the dataset's declared
+family (``Dataset.family``: 100 for ModelNet, 50 for ScanObjectNN, 400 for part segmentation, 100 for any other)
+unless set; the synthetic set's info records the value and where it came from. The generator starts from its SIREN
+initialisation: DD3D has no real-data initialisation, so ``init`` only takes ``noise``. The outer/inner loop is
+:class:`~ddbench.methods.gradient_matching.GradientMatchingMethod`'s, shared with DC; DD3D's synthetic clouds are
+generated with fresh noise at every outer step, and its lr schedule steps once per iteration.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from pydantic import Field
 
 from ddbench.methods.base import DistillContext
-from ddbench.methods.dc import gradient_matching_loss, loops_for_ppc, train_inner
-from ddbench.methods.iterative import IterativeConfig, IterativeMethod
-from ddbench.backbones.utils import bn_warmup
+from ddbench.methods.gradient_matching import GradientMatchingMethod, GradientMatchingState, loops_for_ppc
+from ddbench.methods.iterative import IterativeConfig
 from ddbench.ops.backends import farthest_point_sample
 from ddbench.ops.sampling import gather_points
 from ddbench.synthetic.artifact import SyntheticSet
 from ddbench.synthetic.generators import ConditionalSiren, generator_extras
 
 DD3D_LOOPS = {1: (5, 5), 3: (10, 10), 10: (20, 10), 50: (40, 5)}
-W0_BY_DATASET = {"modelnet10": 100.0, "modelnet40": 100.0, "scanobjectnn": 50.0, "shapenetpart": 400.0}
+#: DD3D's first-layer frequency by dataset family (``Dataset.family``); any other family gets DEFAULT_W0
+W0_BY_FAMILY = {"modelnet10": 100.0, "modelnet40": 100.0, "scanobjectnn": 50.0, "shapenetpart": 400.0}
+DEFAULT_W0 = 100.0
 
 
 class DD3DConfig(IterativeConfig):
@@ -55,31 +60,55 @@ class DD3DConfig(IterativeConfig):
     noise_seed: int = Field(0, ge=0, description="seed of the noise the stored clouds are sampled with")
 
 
-class DD3DMethod(IterativeMethod):
+def dd3d_w0(cfg: DD3DConfig, family: str) -> tuple[float, str]:
+    """(w0, where it came from): the config's where set, else :data:`W0_BY_FAMILY` by the dataset's family, else
+    :data:`DEFAULT_W0`."""
+    if cfg.w0 is not None:
+        return float(cfg.w0), "config"
+    if family in W0_BY_FAMILY:
+        return W0_BY_FAMILY[family], f"family {family}"
+    return DEFAULT_W0, f"default (family {family!r} has no reference value)"
+
+
+@dataclass(kw_only=True)
+class DD3DState(GradientMatchingState):
+    """DD3D's learnable set: the generator (per-cloud codes included), its lr schedule and its w0 record."""
+
+    generator: ConditionalSiren
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    #: the generator's first-layer frequency and where it came from (see :func:`dd3d_w0`)
+    w0: float
+    w0_source: str
+
+    legacy_keys = {**GradientMatchingState.legacy_keys, "sched": "scheduler"}
+
+
+class DD3DMethod(GradientMatchingMethod):
     """DD3D: a conditional SIREN point generator (per-cloud codes) trained by gradient matching; any resolution."""
 
     name = "dd3d"
     version = "1"
     display_name = "DD3D"
     Config = DD3DConfig
-    needs = frozenset({"logits"})
     default_backbone = "pointnet_in"
+    lr_hint = "lr"
 
     @classmethod
-    def storage_floats(cls, config, ppc, num_classes, points, dataset=""):
-        """The generator's parameters, per-cloud codes included; independent of the resolution."""
+    def storage_floats(cls, config, ppc, num_classes, points, family=""):
+        """The generator's parameters, per-cloud codes included; independent of the resolution and the family."""
         module = ConditionalSiren(ppc * num_classes, config.hidden, config.layers)
         return sum(p.numel() for p in module.parameters())
 
-    def setup(self, ctx: DistillContext, points: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+    def setup(self, ctx: DistillContext, points: torch.Tensor, labels: torch.Tensor) -> DD3DState:
         cfg = self.config
         outer, inner = loops_for_ppc(self.config, ctx.ppc, DD3D_LOOPS, "dd3d")
-        w0 = cfg.w0 if cfg.w0 is not None else W0_BY_DATASET.get(ctx.dataset, 100.0)
+        w0, w0_source = dd3d_w0(cfg, ctx.dataset_family)
         torch.manual_seed(ctx.seed)
         gen = ConditionalSiren(len(labels), cfg.hidden, cfg.layers, w0, cfg.w0_hidden).to(ctx.device)
         opt = torch.optim.Adam(gen.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, cfg.iterations // 2), gamma=0.1)
-        return {"generator": gen, "labels": labels, "opt": opt, "sched": sched, "outer": outer, "inner": inner}
+        return DD3DState(generator=gen, labels=labels, optimisers=[opt], scheduler=sched, outer=outer, inner=inner,
+                         w0=w0, w0_source=w0_source)
 
     def real_batches(self, ctx: DistillContext, per_class: int, gen: torch.Generator) -> list[torch.Tensor]:
         """Real batches reduced to the training resolution by FPS (as the generated clouds are)."""
@@ -87,43 +116,27 @@ class DD3DMethod(IterativeMethod):
         n = min(self.config.train_points, ctx.train.num_points)
         return [gather_points(b, farthest_point_sample(b, n)) for b in full]
 
-    def generate(self, state: dict[str, Any], points: int, gen: torch.Generator) -> torch.Tensor:
-        return state["generator"].sample(points, gen)
+    def synthetic_clouds(self, state: DD3DState, gen: torch.Generator) -> torch.Tensor:
+        """Clouds freshly generated at the training resolution, their per-point noise drawn from ``gen``."""
+        return state.generator.sample(self.config.train_points, gen)
 
-    def matching_loss(self, ctx: DistillContext, state: dict[str, Any], net, reals: list[torch.Tensor]) -> torch.Tensor:
-        """Gradient matching of freshly generated clouds (fixed noise seed 0 here, for held-out measurements)."""
-        clouds = self.generate(state, self.config.train_points, torch.Generator().manual_seed(0))
-        return gradient_matching_loss(net, clouds, state["labels"], reals)
+    def learnable_tensors(self, state: DD3DState) -> list[torch.Tensor]:
+        return list(state.generator.parameters())
 
-    def iteration(self, ctx: DistillContext, state: dict[str, Any], gen: torch.Generator, it: int) -> float:
+    def end_iteration(self, state: DD3DState) -> None:
+        state.scheduler.step()
+
+    def materialise(self, ctx: DistillContext, state: DD3DState) -> SyntheticSet:
         cfg = self.config
-        net = self.fresh_net(ctx, frozen=False)
-        opt_net = torch.optim.SGD(net.parameters(), lr=cfg.lr_net)
-        total = 0.0
-        for outer in range(state["outer"]):
-            bn_warmup(net, torch.cat(self.real_batches(ctx, cfg.warmup_per_class, gen)))
-            clouds = self.generate(state, cfg.train_points, gen)
-            loss = gradient_matching_loss(net, clouds, state["labels"], self.real_batches(ctx, cfg.real_batch, gen))
-            state["opt"].zero_grad(set_to_none=True)
-            loss.backward()
-            state["opt"].step()
-            total += float(loss.detach())
-            self.check_finite(list(state["generator"].parameters()), it, self.name, "lr")
-            if outer < state["outer"] - 1:
-                train_inner(net, clouds.detach(), state["labels"], state["inner"], cfg.inner_batch, opt_net, gen)
-        state["sched"].step()
-        return total / state["outer"]
-
-    def materialise(self, ctx: DistillContext, state: dict[str, Any]) -> SyntheticSet:
-        cfg = self.config
-        module = state["generator"]
+        module = state.generator
         with torch.no_grad():
             clouds = module.sample(cfg.eval_points, torch.Generator().manual_seed(cfg.noise_seed))
         extras = generator_extras(module)
         return SyntheticSet(
-            clouds.cpu(), state["labels"].cpu(), list(ctx.train.class_names), extras=extras, stored=list(extras),
-            info={"loss": "gradient matching (layer-wise cosine)", "outer_loop": state["outer"],
-                  "inner_loop": state["inner"], "train_points": cfg.train_points,
+            clouds.cpu(), state.labels.cpu(), list(ctx.train.class_names), extras=extras, stored=list(extras),
+            info={"loss": "gradient matching (layer-wise cosine)", "outer_loop": state.outer,
+                  "inner_loop": state.inner, "train_points": cfg.train_points, "w0": state.w0,
+                  "w0_source": state.w0_source,
                   "generator": {"type": "conditional_siren", "config": module.config, "noise_seed": cfg.noise_seed,
                                 "materialised_points": cfg.eval_points}},
         )

@@ -1,4 +1,4 @@
-"""3DDP (ICLR 2026): morphed low-resolution anchors matched to partitions of real clouds (PROTOCOL.md section 9).
+"""3DDP (ICLR 2026): morphed low-resolution anchors matched to partitions of real clouds (docs/specification.md#3ddp).
 
 Per class and PPC slot: M anchors of N2 points and L morphs. The anchors start as M different real clouds of the
 class (chosen by the ``init`` coreset rule), each reduced to N2 points by FPS and re-indexed to anchor 0 by a
@@ -13,12 +13,14 @@ over the batch. Loss per class = sum_s MMD^2(sorted |x_m| of partition s, sorted
 x 0.8 eta_s / sum eta, divided by 10; fresh frozen PointNet with the BN warm-up; the multi-bandwidth MMD of SADM.
 Anchors: SGD lr 100 (PPC <= 10), momentum 0.5; morph logits: SGD lr 10, momentum 0.5; 2000 iterations.
 
-Presets: ModelNet10 N2 = 252, L = 16; other datasets N2 = 255, L = 4 (M = 4). Storage per slot counts what is
+Presets: ModelNet10 N2 = 252, L = 16; other datasets N2 = 255, L = 4 (M = 4). ``preset = auto`` picks by the
+dataset's declared family (``Dataset.family == "modelnet10"``), not its name; the synthetic set's info records
+the preset used and why. Storage per slot counts what is
 stored: 3 M N2 coordinates and L x M morph logits (the released code keeps M logits per morph; the paper's
 budget counts M - 1 free weights).
 
 Ablation switches: ``morphing = static`` (uniform, fixed weights: every morph is the anchors' mean) and
-``uniformity_penalty = false`` (equal weights 0.8 / M for the partitions). ddbench's readings where PROTOCOL.md is
+``uniformity_penalty = false`` (equal weights 0.8 / M for the partitions). ddbench's readings where docs/specification.md is
 silent: the morph logits start from N(0, 1) (all-zero logits would make the L morphs identical forever, since they
 then receive identical gradients); the warm-up batch is the full real clouds of the iteration.
 """
@@ -26,6 +28,7 @@ then receive identical gradients); the warm-up batch is the full real clouds of 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -36,7 +39,7 @@ from scipy.optimize import linear_sum_assignment
 
 from ddbench.methods.base import DistillContext
 from ddbench.methods.initialisation import initial_clouds
-from ddbench.methods.iterative import IterativeConfig, IterativeMethod
+from ddbench.methods.iterative import IterativeConfig, IterativeMethod, IterativeState
 from ddbench.methods.losses import multi_bandwidth_mmd_shared, sort_pointwise
 from ddbench.ops.backends import farthest_point_sample
 from ddbench.ops.neighbors import group, knn
@@ -159,6 +162,18 @@ class DDP3DConfig(IterativeConfig):
     momentum: float = Field(0.5, ge=0)
 
 
+@dataclass(kw_only=True)
+class DDP3DState(IterativeState):
+    """3DDP's learnable set: every slot's anchors and morph logits."""
+
+    #: (K*PPC, M, N2, 3) anchors of every slot, class-major
+    anchors: torch.Tensor
+    #: (K*PPC, L, M) morph logits (fixed under ``morphing = static``)
+    logits: torch.Tensor
+    #: (K*PPC,) the class of every slot
+    slot_labels: torch.Tensor
+
+
 class DDP3DMethod(IterativeMethod):
     """3DDP: Hungarian-aligned low-resolution anchors with learned convex morphs, matched to real partitions."""
 
@@ -169,30 +184,39 @@ class DDP3DMethod(IterativeMethod):
     needs = frozenset({"point_features"})
 
     @classmethod
-    def storage_floats(cls, config, ppc, num_classes, points, dataset=""):
-        m, n2, l_ = cls(config).sizes(dataset)
+    def storage_floats(cls, config, ppc, num_classes, points, family=""):
+        m, n2, l_ = cls(config).sizes(family)
         return ppc * num_classes * (3 * m * n2 + l_ * m)  # anchors and the M logits of every morph
 
-    def sizes(self, dataset: str) -> tuple[int, int, int]:
-        """(M, N2, L) for ``dataset``."""
+    def preset_for(self, family: str) -> tuple[str, str]:
+        """(preset, why): the config's unless ``auto``; ``auto``: ``modelnet10`` for the ModelNet10 family, else
+        ``default``."""
+        if self.config.preset != "auto":
+            return self.config.preset, "config"
+        if family == "modelnet10":
+            return "modelnet10", "family modelnet10"
+        return "default", f"default (family {family!r} is not modelnet10)"
+
+    def sizes(self, family: str) -> tuple[int, int, int]:
+        """(M, N2, L) for a dataset of ``family`` (``Dataset.family``)."""
         cfg = self.config
-        preset = cfg.preset if cfg.preset != "auto" else ("modelnet10" if dataset == "modelnet10" else "default")
+        preset, _ = self.preset_for(family)
         n2 = cfg.anchor_points if cfg.anchor_points is not None else PRESETS[preset]["anchor_points"]
         morphs = cfg.morphs if cfg.morphs is not None else PRESETS[preset]["morphs"]
         return cfg.anchors, n2, morphs
 
     def initialise(self, ctx: DistillContext) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         """M real clouds per slot: the ``init`` coreset rule at PPC x M, taken class by class in slots of M."""
-        m, n2, _ = self.sizes(ctx.dataset)
+        m, n2, _ = self.sizes(ctx.dataset_family)
         if m * n2 > ctx.train.num_points:
             from ddbench.errors import ConfigError
 
             raise ConfigError(f"3DDP needs M x N2 = {m * n2} <= {ctx.train.num_points} points per real cloud")
-        return initial_clouds(replace(ctx, ppc=ctx.ppc * m), self.config.init, self.config.init_config or None)
+        return initial_clouds(replace(ctx, ppc=ctx.ppc * m), self.config.init)
 
-    def setup(self, ctx: DistillContext, points: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+    def setup(self, ctx: DistillContext, points: torch.Tensor, labels: torch.Tensor) -> DDP3DState:
         cfg = self.config
-        m, n2, l_ = self.sizes(ctx.dataset)
+        m, n2, l_ = self.sizes(ctx.dataset_family)
         reduced = gather_points(points.cpu(), farthest_point_sample(points.cpu(), n2)).numpy()
         slots = reduced.reshape(-1, m, n2, 3).copy()  # (K*PPC, M, N2, 3), class-major
         for slot in slots:
@@ -205,20 +229,20 @@ class DDP3DMethod(IterativeMethod):
         opts = [torch.optim.SGD([anchors], lr=cfg.lr_anchors, momentum=cfg.momentum)]
         if cfg.morphing == "learned":
             opts.append(torch.optim.SGD([logits], lr=cfg.lr_morphs, momentum=cfg.momentum))
-        return {"anchors": anchors, "logits": logits, "opts": opts,
-                "slot_labels": labels.reshape(-1, m)[:, 0].to(ctx.device)}
+        return DDP3DState(anchors=anchors, logits=logits, optimisers=opts,
+                          slot_labels=labels.reshape(-1, m)[:, 0].to(ctx.device))
 
-    def weights(self, state: dict[str, Any]) -> torch.Tensor:
+    def weights(self, state: DDP3DState) -> torch.Tensor:
         if self.config.morphing == "static":
-            return torch.full_like(state["logits"], 1.0 / state["logits"].shape[-1])
-        return torch.softmax(state["logits"], dim=-1)
+            return torch.full_like(state.logits, 1.0 / state.logits.shape[-1])
+        return torch.softmax(state.logits, dim=-1)
 
-    def clouds(self, state: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    def clouds(self, state: DDP3DState) -> tuple[torch.Tensor, torch.Tensor]:
         """(every slot's anchors then morphs, (K*PPC*(M+L), N2, 3); their labels)."""
-        anchors = state["anchors"]  # (S, M, N2, 3)
+        anchors = state.anchors  # (S, M, N2, 3)
         morphs = torch.einsum("slm,smnc->slnc", self.weights(state), anchors)  # (S, L, N2, 3)
         per_slot = torch.cat([anchors, morphs], dim=1)
-        labels = state["slot_labels"].repeat_interleave(per_slot.shape[1])
+        labels = state.slot_labels.repeat_interleave(per_slot.shape[1])
         return per_slot.reshape(-1, *per_slot.shape[2:]), labels
 
     def real_side(self, real: torch.Tensor, m: int, n2: int) -> RealSide:
@@ -231,7 +255,7 @@ class DDP3DMethod(IterativeMethod):
                           reals: list[torch.Tensor]) -> list[RealSide]:
         """:meth:`real_side` of every class's batch (``reals[k]``: the training clouds ``indices[k]``), through the
         per-cloud :class:`PartitionCache`."""
-        m, n2, _ = self.sizes(ctx.dataset)
+        m, n2, _ = self.sizes(ctx.dataset_family)
         cache = partition_cache(ctx.train.points, m, n2)
         sides = []
         for idx, clouds in zip(indices, reals, strict=True):
@@ -240,12 +264,11 @@ class DDP3DMethod(IterativeMethod):
             sides.append(RealSide(parts, partition_weights(nu_full, nu_parts, self.config.uniformity_penalty)))
         return sides
 
-    def matching_loss(
-        self, ctx: DistillContext, state: dict[str, Any], net, reals: list, classes=None
-    ) -> torch.Tensor:
+    def matching_loss(self, ctx: DistillContext, state: DDP3DState, net, reals: Sequence[torch.Tensor | RealSide],
+                      classes: Sequence[int] | None = None) -> torch.Tensor:
         """The partition-MMD loss summed over ``classes`` (default: all). ``reals[k]`` is class k's real batch,
         as clouds (B, N, 3) or as its :class:`RealSide`."""
-        m, n2, _ = self.sizes(ctx.dataset)
+        m, n2, _ = self.sizes(ctx.dataset_family)
         classes = range(ctx.num_classes) if classes is None else classes
         syn, syn_labels = self.clouds(state)
         if len(classes) != ctx.num_classes:
@@ -265,24 +288,26 @@ class DDP3DMethod(IterativeMethod):
                 loss = loss + w[s] * mmds[s]
         return loss / 10
 
-    def iteration(self, ctx: DistillContext, state: dict[str, Any], gen: torch.Generator, it: int) -> float:
+    def iteration(self, ctx: DistillContext, state: DDP3DState, gen: torch.Generator, it: int) -> float:
         indices = self.real_batch_indices(ctx, self.config.real_batch, gen)
         reals = [ctx.train.points[i.to(ctx.train.points.device)] for i in indices]
         sides = self.cached_real_sides(ctx, indices, reals)
         net = self.warmed_net(ctx, torch.cat(reals).to(ctx.device))
-        m, n2, l_ = self.sizes(ctx.dataset)
+        m, n2, l_ = self.sizes(ctx.dataset_family)
         total = self.step_by_class_chunks(ctx, state, net, sides, ctx.ppc * (m + l_), n2)
-        self.check_finite([state["anchors"], state["logits"]], it, self.name, "lr_anchors or lr_morphs")
+        self.check_finite([state.anchors, state.logits], it, self.name, "lr_anchors or lr_morphs")
         return total
 
-    def materialise(self, ctx: DistillContext, state: dict[str, Any]) -> SyntheticSet:
+    def materialise(self, ctx: DistillContext, state: DDP3DState) -> SyntheticSet:
         with torch.no_grad():
             clouds, labels = self.clouds(state)
-        m, n2, l_ = self.sizes(ctx.dataset)
+        m, n2, l_ = self.sizes(ctx.dataset_family)
+        preset, preset_source = self.preset_for(ctx.dataset_family)
         return SyntheticSet(
             clouds.cpu(), labels.cpu(), list(ctx.train.class_names),
-            extras={"anchors": state["anchors"].detach().cpu(), "morph_logits": state["logits"].detach().cpu()},
+            extras={"anchors": state.anchors.detach().cpu(), "morph_logits": state.logits.detach().cpu()},
             stored=["anchors", "morph_logits"],
-            info={"loss": "3ddp", "anchors_per_slot": m, "anchor_points": n2, "morphs_per_slot": l_,
+            info={"loss": "3ddp", "preset": preset, "preset_source": preset_source,
+                  "anchors_per_slot": m, "anchor_points": n2, "morphs_per_slot": l_,
                   "morphing": self.config.morphing, "uniformity_penalty": self.config.uniformity_penalty},
         )

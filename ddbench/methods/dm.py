@@ -1,10 +1,10 @@
-"""DM (distribution matching, Zhao & Bilen 2023) for point clouds (PROTOCOL.md section 6).
+"""DM (distribution matching, Zhao & Bilen 2023) for point clouds (docs/specification.md#dm).
 
 Per iteration: a fresh frozen network (after the frozen-BN warm-up, since PointNet has BatchNorm); per class, the
 squared distance between the mean global (max-pooled) feature of a real batch and that of the class's synthetic
 clouds; the sum over classes is minimised by SGD on the coordinates.
 
-Reference values where PROTOCOL.md leaves them open (recorded with every result; change them with --set):
+Reference values left open by docs/specification.md#values-left-open (recorded with every result; change them with --set):
 the real batch is 256 clouds per class as in DM's image code; the warm-up uses 8 real clouds per class as SADM
 does; iterations 1500, SADM's budget. The learning rate on the coordinates stays at the image reference, 1.0,
 because it already moves points as far per update as SADM does at its reference lr (mean step 1.1e-3 against
@@ -13,14 +13,14 @@ because it already moves points as far per update as SADM does at its reference 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 from pydantic import Field
 
 from ddbench.methods.base import DistillContext
 from ddbench.methods.initialisation import InitName
-from ddbench.methods.iterative import IterativeConfig, IterativeMethod
+from ddbench.methods.iterative import IterativeConfig, IterativeMethod, PointsState
 from ddbench.synthetic.artifact import SyntheticSet
 
 
@@ -47,32 +47,36 @@ class DMMethod(IterativeMethod):
     Config = DMConfig
     needs = frozenset({"global_feature"})
 
-    def setup(self, ctx: DistillContext, points: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+    def setup(self, ctx: DistillContext, points: torch.Tensor, labels: torch.Tensor) -> PointsState:
         pts = points.clone().requires_grad_(True)
         opt = torch.optim.SGD([pts], lr=self.config.lr_points, momentum=self.config.momentum)
-        return {"points": pts, "labels": labels, "opt": opt}
+        return PointsState(points=pts, labels=labels, optimisers=[opt])
 
-    def matching_loss(self, ctx: DistillContext, state: dict[str, Any], net, reals: list[torch.Tensor]) -> torch.Tensor:
-        """Sum over classes of the squared distance between mean global features under ``net``."""
-        syn_global = net(state["points"]).global_feature
-        labels = state["labels"]
+    def matching_loss(self, ctx: DistillContext, state: PointsState, net, reals: Sequence[torch.Tensor],
+                      classes: Sequence[int] | None = None) -> torch.Tensor:
+        """Sum over ``classes`` (default: all) of the squared distance between mean global features under ``net``
+        (BN frozen, so a forward over any subset of the clouds equals per-class forwards)."""
+        labels = state.labels
+        if classes is None or len(classes) == ctx.num_classes:
+            classes, syn_labels, syn_global = range(ctx.num_classes), labels, net(state.points).global_feature
+        else:
+            idx = torch.cat([(labels == k).nonzero().flatten() for k in classes])
+            syn_labels, syn_global = labels[idx], net(state.points[idx]).global_feature
         loss = syn_global.new_zeros(())
-        for k, real in enumerate(reals):
+        for k in classes:
             with torch.no_grad():
-                real_global = net(real).global_feature
-            loss = loss + dm_class_loss(real_global, syn_global[labels == k])
+                real_global = net(reals[k]).global_feature
+            loss = loss + dm_class_loss(real_global, syn_global[syn_labels == k])
         return loss
 
-    def iteration(self, ctx: DistillContext, state: dict[str, Any], gen: torch.Generator, it: int) -> float:
+    def iteration(self, ctx: DistillContext, state: PointsState, gen: torch.Generator, it: int) -> float:
         cfg = self.config
         net = self.warmed_net(ctx, torch.cat(self.real_batches(ctx, cfg.warmup_per_class, gen)))
         loss = self.matching_loss(ctx, state, net, self.real_batches(ctx, cfg.real_batch, gen))
-        state["opt"].zero_grad(set_to_none=True)
-        loss.backward()
-        state["opt"].step()
-        self.check_finite([state["points"]], it, self.name, "lr_points")
+        self.optimiser_step(state, loss)
+        self.check_finite([state.points], it, self.name, "lr_points")
         return float(loss.detach())
 
-    def materialise(self, ctx: DistillContext, state: dict[str, Any]) -> SyntheticSet:
-        return SyntheticSet(state["points"].detach().cpu(), state["labels"].cpu(), list(ctx.train.class_names),
+    def materialise(self, ctx: DistillContext, state: PointsState) -> SyntheticSet:
+        return SyntheticSet(state.points.detach().cpu(), state.labels.cpu(), list(ctx.train.class_names),
                             info={"loss": "dm"})

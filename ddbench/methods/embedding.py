@@ -7,7 +7,7 @@ result:
   cosine schedule, batch 32), the usual choice of the coreset baselines in the distillation literature. The
   features are cached per (training set content, backbone, config, seed), so herding and k-center at every
   PPC share one training run.
-- ``random``: a freshly initialised network after the frozen-BN warm-up of PROTOCOL.md (cheap, no training).
+- ``random``: a freshly initialised network after the warm-up of docs/specification.md#frozen-bn-warm-up (cheap, no training).
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from ddbench.backbones.base import build_backbone
+from ddbench.backbones.base import BackboneFactory
 from ddbench.backbones.utils import bn_warmup
 from ddbench.config import ComponentConfig
-from ddbench.data.cloudset import PointCloudSet
+from ddbench.data.cloudset import PointCloudSet, epoch_batches
 from ddbench.errors import TrainingDivergedError
-from ddbench.evaluation.trainer import epoch_batches
 from ddbench.io import atomic_path, stable_hash
 
 
@@ -84,8 +83,7 @@ def _train_embedding_net(net, train: PointCloudSet, cfg: EmbeddingConfig, seed: 
 def compute_embeddings(
     train: PointCloudSet,
     cfg: EmbeddingConfig,
-    backbone: str,
-    backbone_config: dict,
+    backbone: BackboneFactory,
     seed: int,
     device: torch.device,
     cache_dir: Path | None,
@@ -95,8 +93,8 @@ def compute_embeddings(
     seed = cfg.embedding_seed if cfg.embedding_seed is not None else seed
     record = {
         "embedding": cfg.embedding,
-        "backbone": backbone,
-        "backbone_config": backbone_config,
+        "backbone": backbone.name,
+        "backbone_config": backbone.config_dict(),
         "feature": "global_feature",
         "seed": seed,
         "normalize_features": cfg.normalize_features,
@@ -104,7 +102,7 @@ def compute_embeddings(
     start = time.perf_counter()
     if cfg.embedding == "random":
         torch.manual_seed(seed)
-        net = build_backbone(backbone, train.num_classes, backbone_config).to(device)
+        net = backbone(train.num_classes).to(device)
         gen = torch.Generator().manual_seed(seed)
         warm = torch.cat([train.class_batch(k, 8, gen) for k in range(train.num_classes)])
         bn_warmup(net, warm.to(device))
@@ -126,7 +124,7 @@ def compute_embeddings(
             record["cached"] = True
         else:
             torch.manual_seed(seed)
-            net = build_backbone(backbone, train.num_classes, backbone_config).to(device)
+            net = backbone(train.num_classes).to(device)
             acc = _train_embedding_net(net, train, cfg, seed, device, report)
             feats = global_features(net, train.points, device)
             record["train_accuracy"] = acc

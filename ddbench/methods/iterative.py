@@ -1,22 +1,29 @@
-"""The loop shared by the optimisation-based methods (DC, PCC, DM, SADM, ...).
+"""The loop shared by the optimisation-based methods (DC, PCC, DM, SADM, DD3D, 3DDP).
 
-A subclass provides :meth:`setup` (build the learnable state from the initial clouds), :meth:`iteration` (one
-distillation iteration; returns the loss) and :meth:`materialise` (the synthetic set of a state). The base class
-does the rest the same way for every method: initialisation through the coreset plugins, seeding (iteration i
-draws its fresh network from a seed derived from the cell's seed and i), real-batch sampling, NaN/inf checks,
-a loss curve, per-iteration timing, progress and the snapshots the runner evaluates at intermediate iterations.
+A subclass declares its learnable state as a dataclass derived from :class:`IterativeState` and implements the
+interface of :class:`IterativeMethod`: :meth:`~IterativeMethod.setup` (build the state from the initial clouds),
+:meth:`~IterativeMethod.iteration` (one distillation iteration; returns the loss),
+:meth:`~IterativeMethod.materialise` (the synthetic set of a state) and :meth:`~IterativeMethod.matching_loss`
+(the method's loss under a given network, summed over a subset of classes). The base class does the rest the same
+way for every method: initialisation through the coreset method the context carries, seeding (iteration i draws
+its fresh network from a seed derived from the cell's seed and i), real-batch sampling, NaN/inf checks, a loss
+curve, per-iteration timing, progress, the snapshots the runner evaluates at intermediate iterations, and
+checkpoints that resume an interrupted distillation with the same result.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from pydantic import Field
 
-from ddbench.backbones.base import Backbone, build_backbone
+from ddbench.backbones.base import Backbone
 from ddbench.backbones.utils import bn_warmup, fold_frozen_batchnorm
 from ddbench.config import ComponentConfig
 from ddbench.errors import TrainingDivergedError
@@ -54,6 +61,40 @@ def class_chunks(num_classes: int, clouds_per_class: int, points: int, budget: i
     return [range(lo, min(lo + per, num_classes)) for lo in range(0, num_classes, per)]
 
 
+@dataclass(kw_only=True)
+class IterativeState:
+    """The learnable state of an iterative method; each method derives a dataclass with its named fields.
+
+    Checkpoints keep every field that is a tensor or has a ``state_dict()`` (optimisers, modules, lr schedulers),
+    also lists of them (:meth:`IterativeMethod._state_payload`), under the field's name; plain values (loop counts,
+    records) are rebuilt by :meth:`IterativeMethod.setup`."""
+
+    #: every optimiser of the state, stepped together once per update (possibly none, e.g. every part frozen)
+    optimisers: list[torch.optim.Optimizer]
+
+    #: checkpoint keys of the string-keyed state dicts ddbench used before these dataclasses, mapped to the field
+    #: that holds that value now, so that a checkpoint written then still resumes (a single value restores into a
+    #: list field as its only element)
+    legacy_keys: ClassVar[dict[str, str]] = {"opt": "optimisers", "opts": "optimisers"}
+
+    def field_for(self, key: str) -> str:
+        """The field a checkpoint key restores into (its own name, or a legacy key's field)."""
+        name = self.legacy_keys.get(key, key)
+        if name not in {f.name for f in dataclasses.fields(self)}:
+            raise KeyError(f"checkpoint holds {key!r}, which {type(self).__name__} has no field for")
+        return name
+
+
+@dataclass(kw_only=True)
+class PointsState(IterativeState):
+    """A learnable set of clouds (DM; the base of SADM's state)."""
+
+    #: (K*PPC, N, 3) synthetic clouds, class-major
+    points: torch.Tensor
+    #: (K*PPC,) their labels
+    labels: torch.Tensor
+
+
 class IterativeMethod(Method):
     """Base class of methods that optimise a synthetic set for a number of iterations."""
 
@@ -61,23 +102,47 @@ class IterativeMethod(Method):
     iterations_field: ClassVar[str | None] = "iterations"
     Config: ClassVar[type[IterativeConfig]] = IterativeConfig
 
-    # -- to implement -----------------------------------------------------------------------------------------
+    @classmethod
+    def initialiser_request(cls, config: IterativeConfig) -> tuple[str, dict[str, Any]] | None:
+        """The ``init`` coreset method and its config (None for ``noise``, which needs no method)."""
+        if config.init == "noise":
+            return None
+        return config.init, dict(config.init_config)
+
+    # -- the interface: to implement ---------------------------------------------------------------------------
     def initialise(self, ctx: DistillContext) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
-        """(initial clouds, labels, record); by default the ``init`` coreset rule at the cell's PPC."""
-        return initial_clouds(ctx, self.config.init, self.config.init_config or None)
+        """(initial clouds, labels, record); by default the ``init`` coreset rule at the cell's PPC, through
+        ``ctx.initialiser``."""
+        return initial_clouds(ctx, self.config.init)
 
-    def setup(self, ctx: DistillContext, points: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+    def setup(self, ctx: DistillContext, points: torch.Tensor, labels: torch.Tensor) -> IterativeState:
+        """The learnable state built from the initial clouds ``points`` (K*PPC, N, 3) and their ``labels``, on
+        ``ctx.device``: its tensors, modules, optimisers and schedulers. Called before a checkpoint is restored
+        into it, so it must build the same structure every time."""
         raise NotImplementedError
 
-    def iteration(self, ctx: DistillContext, state: dict[str, Any], gen: torch.Generator, it: int) -> float:
+    def iteration(self, ctx: DistillContext, state: IterativeState, gen: torch.Generator, it: int) -> float:
+        """One distillation iteration ``it`` (1-based): draw real batches from ``gen`` (the distillation's only
+        generator of real-data draws; ``torch``'s global seed is set per iteration for fresh networks), update
+        ``state`` in place, and return the iteration's loss."""
         raise NotImplementedError
 
-    def materialise(self, ctx: DistillContext, state: dict[str, Any]) -> SyntheticSet:
+    def materialise(self, ctx: DistillContext, state: IterativeState) -> SyntheticSet:
+        """The synthetic set of ``state`` (detached, on the CPU), with what it stores and an ``info`` record."""
+        raise NotImplementedError
+
+    def matching_loss(self, ctx: DistillContext, state: IterativeState, net: Backbone, reals: Sequence[Any],
+                      classes: Sequence[int] | None = None) -> torch.Tensor:
+        """The method's loss under ``net`` for the real batches ``reals`` (``reals[k]``: class k's batch, clouds
+        (B, N, 3) or a method's own form of them), summed over ``classes`` (default: every class). Differentiable
+        in the state's learnable tensors; the sum over a partition of the classes equals the sum over all of them
+        (to rounding). Used by the iterations (the gradient-matching loop excepted: it matches the clouds it then
+        trains the network on) and to measure the loss under held-out networks."""
         raise NotImplementedError
 
     # -- shared helpers ---------------------------------------------------------------------------------------
     def fresh_net(self, ctx: DistillContext, frozen: bool = True) -> Backbone:
-        net = build_backbone(ctx.backbone, ctx.num_classes, ctx.backbone_config).to(ctx.device)
+        net = ctx.build_backbone().to(ctx.device)
         if frozen:
             for p in net.parameters():
                 p.requires_grad_(False)
@@ -93,20 +158,29 @@ class IterativeMethod(Method):
         return [ctx.train.class_batch_indices(k, per_class, gen) for k in range(ctx.num_classes)]
 
     def warmed_net(self, ctx: DistillContext, warmup: torch.Tensor, frozen: bool = True) -> Backbone:
-        """A fresh network after the frozen-BN warm-up on ``warmup`` (PROTOCOL.md section 1)."""
+        """A fresh network after the frozen-BN warm-up on ``warmup`` (docs/specification.md#frozen-bn-warm-up)."""
         net = self.fresh_net(ctx, frozen)
         bn_warmup(net, warmup)
         if frozen:
             fold_frozen_batchnorm(net)  # same outputs, one memory pass less per BN in every forward/backward
         return net
 
-    def step_by_class_chunks(self, ctx: DistillContext, state: dict[str, Any], net, reals: list[torch.Tensor],
+    @staticmethod
+    def optimiser_step(state: IterativeState, loss: torch.Tensor) -> None:
+        """Zero the gradients of every optimiser of ``state``, backpropagate ``loss``, step every optimiser."""
+        for opt in state.optimisers:
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for opt in state.optimisers:
+            opt.step()
+
+    def step_by_class_chunks(self, ctx: DistillContext, state: IterativeState, net: Backbone, reals: Sequence[Any],
                              clouds_per_class: int, points: int) -> float:
         """One optimiser step on a loss that is a sum over classes (``matching_loss(..., classes)``): forward and
         backward a chunk of classes at a time (:func:`class_chunks`), summing gradients, then step once. The
         same update as one pass over every class, with memory bounded at any number of classes. Returns the
         loss."""
-        opts = state["opts"]
+        opts = state.optimisers
         for opt in opts:
             opt.zero_grad(set_to_none=True)
         total = 0.0
@@ -129,9 +203,10 @@ class IterativeMethod(Method):
 
     # -- checkpoints ------------------------------------------------------------------------------------------
     @staticmethod
-    def _state_payload(state: dict[str, Any]) -> dict[str, Any]:
-        """What a checkpoint keeps of ``state``: tensors (copied), and the ``state_dict()`` of anything that has
-        one (optimisers, modules, lr schedulers), also inside lists. Plain values are rebuilt by ``setup``."""
+    def _state_payload(state: IterativeState) -> dict[str, Any]:
+        """What a checkpoint keeps of ``state``, by field name: tensors (copied), and the ``state_dict()`` of
+        anything that has one (optimisers, modules, lr schedulers), also inside non-empty lists. Plain values are
+        rebuilt by ``setup``."""
 
         def save(value):
             if isinstance(value, torch.Tensor):
@@ -141,17 +216,21 @@ class IterativeMethod(Method):
             return None
 
         out: dict[str, Any] = {}
-        for key, value in state.items():
+        for f in dataclasses.fields(state):
+            value = getattr(state, f.name)
             if isinstance(value, list) and value:
                 saved = [save(v) for v in value]
                 if all(v is not None for v in saved):
-                    out[key] = saved
+                    out[f.name] = saved
             elif (saved := save(value)) is not None:
-                out[key] = saved
+                out[f.name] = saved
         return out
 
     @staticmethod
-    def _restore_state(state: dict[str, Any], saved: dict[str, Any]) -> None:
+    def _restore_state(state: IterativeState, saved: dict[str, Any]) -> None:
+        """Load a checkpoint's ``saved`` state into ``state`` (as built by ``setup``), in place. Keys of the
+        string-keyed dicts of earlier versions restore through :attr:`IterativeState.legacy_keys`."""
+
         def restore(target, value):
             if isinstance(target, torch.Tensor):
                 with torch.no_grad():
@@ -160,11 +239,13 @@ class IterativeMethod(Method):
                 target.load_state_dict(value)
 
         for key, value in saved.items():
-            if isinstance(state[key], list):
-                for t, v in zip(state[key], value, strict=True):
+            target = getattr(state, state.field_for(key))
+            if isinstance(target, list):
+                values = value if isinstance(value, list) else [value]
+                for t, v in zip(target, values, strict=True):
                     restore(t, v)
             else:
-                restore(state[key], value)
+                restore(target, value)
 
     def _save_checkpoint(self, ctx, state, gen, it, curve, init_record, elapsed) -> None:
         from ddbench.io import atomic_path
@@ -189,6 +270,18 @@ class IterativeMethod(Method):
             return None
         return saved
 
+    def _resume(self, ctx: DistillContext, state: IterativeState, gen: torch.Generator,
+                saved: dict[str, Any]) -> tuple[list[list[float]], int, float, dict[str, Any]]:
+        """Restore a loaded checkpoint into ``state``, ``gen`` and ``ctx.snapshots``; returns (loss curve, first
+        iteration to run, elapsed seconds, init record)."""
+        self._restore_state(state, saved["state"])
+        gen.set_state(saved["generator"])
+        for i, snap in saved["snapshots"].items():
+            ctx.snapshot(int(i), SyntheticSet(snap["points"], snap["labels"], list(ctx.train.class_names),
+                                              snap["extras"], snap["stored"], snap["info"]))
+        init_record = {**saved["init_record"], "resumed_from_iteration": saved["iteration"]}
+        return saved["curve"], saved["iteration"] + 1, saved["elapsed"], init_record
+
     # -- the loop ---------------------------------------------------------------------------------------------
     def distill(self, ctx: DistillContext) -> SyntheticSet:
         """Run the iterations; with ``ctx.checkpoint_path`` the state is saved every ``ctx.checkpoint_every``
@@ -201,13 +294,7 @@ class IterativeMethod(Method):
         first, elapsed = 1, 0.0
         saved = self._load_checkpoint(ctx)
         if saved is not None:
-            self._restore_state(state, saved["state"])
-            gen.set_state(saved["generator"])
-            curve, first, elapsed = saved["curve"], saved["iteration"] + 1, saved["elapsed"]
-            init_record = {**saved["init_record"], "resumed_from_iteration": saved["iteration"]}
-            for i, snap in saved["snapshots"].items():
-                ctx.snapshot(int(i), SyntheticSet(snap["points"], snap["labels"], list(ctx.train.class_names),
-                                                  snap["extras"], snap["stored"], snap["info"]))
+            curve, first, elapsed, init_record = self._resume(ctx, state, gen, saved)
         elif ctx.wants_snapshot(0):
             ctx.snapshot(0, self.materialise(ctx, state))
         start = time.perf_counter() - elapsed

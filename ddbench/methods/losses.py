@@ -1,4 +1,4 @@
-"""Matching losses shared by the distillation methods (PROTOCOL.md sections 5, 7, 9).
+"""Matching losses shared by the distillation methods (docs/specification.md#dc-and-pcc, #sadm, #3ddp).
 
 - :func:`multi_bandwidth_mmd`: the multi-bandwidth Gaussian MMD of M3D, used by SADM (L_beta, and L_alpha in the
   paper reading) and 3DDP.
@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import os
-
 import numpy as np
 import torch
 
-from ddbench.errors import ConfigError
+from ddbench.ops.sort import SORT_BACKENDS, sort_backend  # noqa: F401 - the backend lives in the ops layer
 
 MMD_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -86,17 +84,6 @@ def gradient_distance(real: Sequence[torch.Tensor], syn: Sequence[torch.Tensor],
     if total is None:
         raise ValueError("no parameter tensor with two or more dimensions to match")
     return total
-
-
-SORT_BACKENDS = ("numpy", "torch")
-
-
-def sort_backend() -> str:
-    """The CPU sort used by :func:`sort_pointwise`: ``numpy`` (default) or ``torch`` (``DDBENCH_SORT=torch``)."""
-    value = os.environ.get("DDBENCH_SORT", "numpy").strip().lower() or "numpy"
-    if value not in SORT_BACKENDS:
-        raise ConfigError(f"DDBENCH_SORT={value!r} is not a sort backend; use {' or '.join(SORT_BACKENDS)}")
-    return value
 
 
 def sort_pointwise(features: torch.Tensor) -> torch.Tensor:

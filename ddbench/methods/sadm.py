@@ -1,4 +1,4 @@
-"""SADM (NeurIPS 2025): sorted point-wise feature matching with learnable rotations (PROTOCOL.md section 7).
+"""SADM (NeurIPS 2025): sorted point-wise feature matching with learnable rotations (docs/specification.md#sadm).
 
 Per iteration: a fresh frozen network after the BN warm-up; per class, a real batch and the class's synthetic
 clouds, each rotated by its learnable Euler angles, go through the network; every channel of the point-wise
@@ -13,15 +13,16 @@ features. Points (SGD lr 10) and angles (SGD, lr 0.001 about x and z, 0.01 about
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from pydantic import Field
 
 from ddbench.methods.base import DistillContext
 from ddbench.methods.initialisation import InitName
-from ddbench.methods.iterative import IterativeConfig, IterativeMethod
-from ddbench.methods.iterative import class_chunks
+from ddbench.methods.iterative import IterativeConfig, IterativeMethod, PointsState, class_chunks
 from ddbench.methods.losses import multi_bandwidth_mmd, sort_pointwise
 from ddbench.ops.rotation import apply_rotation, euler_to_matrix, wrap_angles
 from ddbench.synthetic.artifact import SyntheticSet
@@ -62,6 +63,14 @@ def sadm_class_loss(
     return (cfg.lambda_alpha * l_alpha + cfg.lambda_beta * l_beta) * ppc
 
 
+@dataclass(kw_only=True)
+class SADMState(PointsState):
+    """SADM's learnable set: the clouds (``points``, unrotated) and three rotation angles per cloud."""
+
+    #: the Euler angles about x, y and z, one (K*PPC,) tensor each (separate tensors: separate learning rates)
+    angles: list[torch.Tensor]
+
+
 class SADMMethod(IterativeMethod):
     """SADM: sorted point-wise features (L_alpha) + MMD on max-pooled features (L_beta), learnable rotations."""
 
@@ -72,10 +81,10 @@ class SADMMethod(IterativeMethod):
     needs = frozenset({"point_features"})
 
     @classmethod
-    def storage_floats(cls, config, ppc, num_classes, points, dataset=""):
+    def storage_floats(cls, config, ppc, num_classes, points, family=""):
         return ppc * num_classes * (points * 3 + 3)  # coordinates and three angles per cloud
 
-    def setup(self, ctx: DistillContext, points: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+    def setup(self, ctx: DistillContext, points: torch.Tensor, labels: torch.Tensor) -> SADMState:
         cfg = self.config
         pts = points.clone().requires_grad_(cfg.learn_points)
         angles = [torch.zeros(len(points), device=ctx.device, requires_grad=cfg.learn_angles) for _ in range(3)]
@@ -85,24 +94,23 @@ class SADMMethod(IterativeMethod):
         if cfg.learn_angles:
             groups = [{"params": [a], "lr": lr} for a, lr in zip(angles, (cfg.lr_angle_x, cfg.lr_angle_y, cfg.lr_angle_z))]
             opts.append(torch.optim.SGD(groups, momentum=cfg.momentum_angles))
-        return {"points": pts, "angles": angles, "labels": labels, "opts": opts}
+        return SADMState(points=pts, angles=angles, labels=labels, optimisers=opts)
 
     @staticmethod
-    def rotated(state: dict[str, Any], idx: torch.Tensor | None = None) -> torch.Tensor:
+    def rotated(state: SADMState, idx: torch.Tensor | None = None) -> torch.Tensor:
         """The synthetic clouds (those at ``idx``, default all) under their learnable rotations."""
-        angles = torch.stack(state["angles"], -1)
-        points = state["points"]
+        angles = torch.stack(state.angles, -1)
+        points = state.points
         if idx is not None:
             angles, points = angles[idx], points[idx]
         return apply_rotation(points, euler_to_matrix(angles))
 
-    def matching_loss(
-        self, ctx: DistillContext, state: dict[str, Any], net, reals: list[torch.Tensor], classes=None
-    ) -> torch.Tensor:
+    def matching_loss(self, ctx: DistillContext, state: SADMState, net, reals: Sequence[torch.Tensor],
+                      classes: Sequence[int] | None = None) -> torch.Tensor:
         """Sum over ``classes`` (default: all) of SADM's class loss under ``net`` (BN frozen) for the real
         batches ``reals``. BN is frozen, so forwards over any subset of clouds equal per-class forwards."""
         classes = range(ctx.num_classes) if classes is None else classes
-        labels = state["labels"]
+        labels = state.labels
         with torch.no_grad():
             real_feats = net(torch.cat([reals[k] for k in classes])).point_features
         if len(classes) == ctx.num_classes:
@@ -117,24 +125,24 @@ class SADMMethod(IterativeMethod):
             loss = loss + sadm_class_loss(rk, syn_feats[syn_labels == k], self.config, ctx.ppc)
         return loss
 
-    def iteration(self, ctx: DistillContext, state: dict[str, Any], gen: torch.Generator, it: int) -> float:
+    def iteration(self, ctx: DistillContext, state: SADMState, gen: torch.Generator, it: int) -> float:
         with torch.no_grad():
-            for a in state["angles"]:
+            for a in state.angles:
                 a.copy_(wrap_angles(a))
         reals = self.real_batches(ctx, self.config.real_batch, gen)
         net = self.warmed_net(ctx, torch.cat(reals))
         # by class chunks: one pass at ModelNet40 PPC 10 would keep ~18 GB of activations at once
         total = self.step_by_class_chunks(ctx, state, net, reals, ctx.ppc, ctx.train.num_points)
-        self.check_finite([state["points"], *state["angles"]], it, self.name, "lr_points or the angle lrs")
+        self.check_finite([state.points, *state.angles], it, self.name, "lr_points or the angle lrs")
         return total
 
-    def materialise(self, ctx: DistillContext, state: dict[str, Any]) -> SyntheticSet:
+    def materialise(self, ctx: DistillContext, state: SADMState) -> SyntheticSet:
         with torch.no_grad():
-            angles = wrap_angles(torch.stack(state["angles"], -1))
+            angles = wrap_angles(torch.stack(state.angles, -1))
             rotated = self.rotated(state)
         return SyntheticSet(
-            rotated.detach().cpu(), state["labels"].cpu(), list(ctx.train.class_names),
-            extras={"raw_points": state["points"].detach().cpu(), "angles": angles.cpu()},
+            rotated.detach().cpu(), state.labels.cpu(), list(ctx.train.class_names),
+            extras={"raw_points": state.points.detach().cpu(), "angles": angles.cpu()},
             # what must be stored to rebuild the set: the coordinates and the three angles of every cloud
             stored=["raw_points", "angles"],
             info={"loss": "sadm", "alpha_kernel": self.config.alpha_kernel, "sort": self.config.sort,

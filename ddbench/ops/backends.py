@@ -15,6 +15,7 @@ import torch
 
 from ddbench.errors import ConfigError
 from ddbench.ops import sampling
+from ddbench.ops.sort import sort_backend
 
 FPS_BACKENDS = ("auto", "torch", "fpsample")
 
@@ -55,8 +56,7 @@ def farthest_point_sample(points: torch.Tensor, n: int, start: str = "first", ge
 
 
 def backend_record() -> dict:
+    """The point-operation backends in use (FPS, and the CPU sort of ``ddbench.ops.sort``), for result records."""
     lib = _fpsample()
-    from ddbench.methods.losses import sort_backend
-
     return {"fps": fps_backend(), "fpsample_version": getattr(lib, "__version__", None) if lib else None,
             "sort_cpu": sort_backend()}

@@ -1,4 +1,4 @@
-"""PCA canonicalisation of point clouds (DD3D's rotator, PROTOCOL.md section 8).
+"""PCA canonicalisation of point clouds (DD3D's rotator, docs/specification.md#dd3d-rotator).
 
 A cloud is centred and projected on the eigenvectors of its covariance (largest variance first), which removes
 any rotation up to the sign of each axis. The sign is then fixed per axis:

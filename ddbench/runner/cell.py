@@ -1,12 +1,14 @@
-"""Running one grid cell: load data, distil (or reuse the artifact), evaluate, write the cell's JSON.
+"""Running one resolved grid cell: load data, distil (or reuse the artifact), evaluate, write the cell's record.
 
-The cell file is the single source of truth of a result. It is written atomically, once, at the end; a
-failing cell writes a file with ``status: "failed"``, its one-line error and the traceback, and the grid
-goes on. An interrupted cell writes nothing, so resuming runs it again.
+The cell record (:class:`~ddbench.cells.record.CellRecord`) is the single source of truth of a result. It is
+written atomically, once, at the end; a failing cell writes a record with ``status: "failed"``, its one-line
+error and the traceback, and the grid goes on. An interrupted cell writes nothing, so resuming runs it again.
+Nothing here reads the registry: the cell arrives resolved (docs/results.md#cell-files).
 """
 
 from __future__ import annotations
 
+import json
 import time
 import traceback
 from collections.abc import Callable
@@ -14,37 +16,51 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ddbench.data.paths import resolve_cache_dir, resolve_data_root
+from ddbench.cells.record import CellRecord
+from ddbench.cells.resolved import ResolvedCell
+from ddbench.cells.spec import CellSpec
+from ddbench.environment import PeakMemory, environment_record, resolve_device
 from ddbench.errors import ArtifactError, DDBenchError
 from ddbench.evaluation.evaluate import evaluate_synthetic
 from ddbench.io import write_json_atomic
 from ddbench.methods.base import DistillContext
-from ddbench.plugins import get_registries
-from ddbench.runner.environment import PeakMemory, environment_record, resolve_device
-from ddbench.runner.grid import CellSpec
 from ddbench.synthetic.artifact import load_artifact, manifest_path, save_artifact
-
-SCHEMA = "ddbench-cell"
-SCHEMA_VERSION = 1
 
 #: cell progress: (stage, done, total)
 CellProgress = Callable[[str, int, int], None]
 
 
-@dataclass
-class CellTask:
-    """A cell plus where to run it: everything an executor (local or remote) needs."""
+@dataclass(frozen=True)
+class RunSettings:
+    """Where and how the cells of one grid run (resolved once by the pipeline)."""
 
-    spec: CellSpec
-    results_dir: str
+    results_dir: Path
     device: str = "auto"
     eval_engine: str = "auto"
     ensemble_size: int | None = None
-    data_root: str | None = None
-    cache_dir: str | None = None
+    #: the data root and prepared-data cache
+    data_root: Path | None = None
+    cache_dir: Path | None = None
+    overwrite: bool = False
+
+
+@dataclass
+class CellTask:
+    """A resolved cell plus where to run it: everything an executor (local or remote) needs."""
+
+    cell: ResolvedCell
+    settings: RunSettings
     #: reuse an existing artifact only if written at or after this time (epoch seconds); ``--overwrite``
     #: sets it to the grid's start so that cells sharing a distillation re-distil it once, not once each
     artifact_fresh_after: float = 0.0
+
+    @property
+    def spec(self) -> CellSpec:
+        return self.cell.spec
+
+    @property
+    def results_dir(self) -> str:
+        return str(self.settings.results_dir)
 
 
 @dataclass
@@ -65,10 +81,12 @@ def artifact_path(results_dir: str | Path, spec: CellSpec) -> Path:
     return Path(results_dir) / "artifacts" / f"{spec.distill_key}.h5"
 
 
+def snapshot_path(results_dir: str | Path, spec: CellSpec, iteration: int) -> Path:
+    return Path(results_dir) / "artifacts" / f"{spec.distill_key}__it{iteration}.h5"
+
+
 def is_done(results_dir: str | Path, spec: CellSpec) -> bool:
     """A cell is done when its file exists, parses, and says ``ok``."""
-    import json
-
     path = cell_path(results_dir, spec)
     if not path.exists():
         return False
@@ -76,10 +94,6 @@ def is_done(results_dir: str | Path, spec: CellSpec) -> bool:
         return json.loads(path.read_text()).get("status") == "ok"
     except (OSError, json.JSONDecodeError):
         return False
-
-
-def snapshot_path(results_dir: str | Path, spec: CellSpec, iteration: int) -> Path:
-    return Path(results_dir) / "artifacts" / f"{spec.distill_key}__it{iteration}.h5"
 
 
 def _load_existing(task: CellTask) -> tuple[Any, dict, dict[int, Any]] | None:
@@ -100,6 +114,26 @@ def _load_existing(task: CellTask) -> tuple[Any, dict, dict[int, Any]] | None:
     return synth, manifest, {i: s for i, (s, _) in loaded.items()}
 
 
+def distill_context(cell: ResolvedCell, train, device, cache_dir: Path | None, progress: CellProgress | None = None,
+                    checkpoint_path: Path | None = None) -> DistillContext:
+    """The method's inputs for ``cell``: data, backbone factory, initialiser, snapshots, checkpoint."""
+    spec = cell.spec
+    report = (lambda done, total, desc: progress(f"distill {desc}".strip(), done, total)) if progress else None
+    return DistillContext(
+        train=train, ppc=spec.ppc, seed=spec.seed, device=device, dataset=spec.dataset,
+        backbone=cell.distill_backbone, dataset_family=getattr(cell.dataset.cls, "family", ""),
+        initialiser=cell.initialiser.build() if cell.initialiser else None,
+        cache_dir=cache_dir, progress=report, snapshot_iterations=tuple(spec.eval_iterations),
+        checkpoint_path=checkpoint_path,
+    )
+
+
+def distill_artifact_record(spec: CellSpec) -> dict[str, Any]:
+    """What an artifact's manifest records of the distillation that made it."""
+    fields = spec.model_dump(mode="json")
+    return {**{k: fields[k] for k in spec.distill_fields()}, "distill_key": spec.distill_key}
+
+
 def _distill(task: CellTask, train, device, progress: CellProgress):
     """(synthetic set, manifest, seconds, memory record, snapshots): reuses matching artifacts if present."""
     spec = task.spec
@@ -107,22 +141,13 @@ def _distill(task: CellTask, train, device, progress: CellProgress):
     if existing is not None:
         synth, manifest, snapshots = existing
         return synth, manifest, 0.0, {"reused_artifact": True}, snapshots
-    reg = get_registries()
-    m_info = reg.method.get(spec.method)
-    method = m_info.cls(m_info.make_config(spec.method_config))
-    ctx = DistillContext(
-        train=train, ppc=spec.ppc, seed=spec.seed, device=device, dataset=spec.dataset,
-        backbone=spec.distill_backbone or "pointnet", backbone_config=spec.distill_backbone_config,
-        cache_dir=resolve_cache_dir(task.cache_dir),
-        progress=lambda done, total, desc: progress(f"distill {desc}".strip(), done, total),
-        snapshot_iterations=tuple(spec.eval_iterations),
-        checkpoint_path=Path(task.results_dir) / "checkpoints" / f"{spec.distill_key}.pt",
-    )
+    ctx = distill_context(task.cell, train, device, task.settings.cache_dir, progress,
+                          Path(task.results_dir) / "checkpoints" / f"{spec.distill_key}.pt")
     start = time.perf_counter()
     with PeakMemory(device) as mem:
-        synth = method.distill(ctx)
+        synth = task.cell.method.build().distill(ctx)
     seconds = time.perf_counter() - start
-    record = {**spec.distill_fields(), "distill_key": spec.distill_key, "distill_seconds": seconds}
+    record = {**distill_artifact_record(spec), "distill_seconds": seconds}
     missing = sorted(set(spec.eval_iterations) - set(ctx.snapshots))
     if missing:
         raise ArtifactError(f"method {spec.method} produced no snapshot at iterations {missing}")
@@ -133,90 +158,85 @@ def _distill(task: CellTask, train, device, progress: CellProgress):
     return synth, manifest, seconds, {**mem.record(), "reused_artifact": False}, dict(ctx.snapshots)
 
 
-def execute_cell(task: CellTask, progress: CellProgress | None = None) -> CellOutcome:
-    """Run ``task`` to completion and write its result file (ok or failed)."""
-    progress = progress or (lambda stage, done, total: None)
-    spec = task.spec
-    out_path = cell_path(task.results_dir, spec)
-    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    t0 = time.perf_counter()
-    record: dict[str, Any] = {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
-        "cell_id": spec.cell_id,
-        "status": "running",
+def _evaluate(task: CellTask, synth, snapshots: dict, test, device, progress: CellProgress) -> tuple[dict, list]:
+    """The final set's evaluation and the intermediate ones (each net resumable from its progress file)."""
+    cell, checkpoints = task.cell, Path(task.results_dir) / "checkpoints"
+    seeds = cell.protocol.config.net_seeds(cell.spec.seed)
+    engine = {"engine": task.settings.eval_engine, "ensemble_size": task.settings.ensemble_size,
+              "network": cell.eval_backbone}
+
+    def run(points_set, label: str, suffix: str) -> dict:
+        return evaluate_synthetic(
+            points_set, test, cell.protocol.config, seeds, device,
+            lambda i, n, e, E: progress(f"eval {label}net {i + 1}/{n}", i * E + e, n * E), **engine,
+            progress_file=checkpoints / f"{cell.cell_id}.eval{suffix}.json",
+        )
+
+    final = run(synth, "", "")
+    intermediate = [{"iteration": it, **run(snapshots[it], f"iteration {it}, ", f"-it{it}")}
+                    for it in sorted(snapshots)]
+    return final, intermediate
+
+
+def _header(cell: ResolvedCell) -> dict[str, Any]:
+    spec = cell.spec
+    return {
+        "cell_id": spec.cell_id, "status": "running", "method_role": cell.role,
         **{k: getattr(spec, k) for k in ("dataset", "method", "ppc", "seed", "distill_backbone",
                                         "eval_backbone", "protocol", "protocol_version")},
-        "spec": spec.model_dump(mode="json"),
-        "deviations": spec.deviations,
-        "started": started,
+        "spec": spec.model_dump(mode="json"), "deviations": list(spec.deviations),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+def _compute(task: CellTask, record: dict[str, Any], progress: CellProgress, t0: float) -> None:
+    """Fill ``record`` with everything a finished cell holds (raises on failure)."""
+    cell = task.cell
+    device = resolve_device(task.settings.device)
+    record["environment"] = environment_record(device)
+    dataset = cell.dataset.build(task.settings.data_root, task.settings.cache_dir)
+    progress("loading data", 0, 1)
+    train, test = dataset.load("train"), dataset.load("test")
+    record["data"] = {"fingerprint": dataset.fingerprint(), "n_train": len(train), "n_test": len(test),
+                      "num_classes": train.num_classes, "points": train.num_points}
+    synth, manifest, distill_s, distill_mem, snapshots = _distill(task, train, device, progress)
+    record["artifact"] = {"path": str(artifact_path(task.results_dir, cell.spec).relative_to(task.results_dir)),
+                          "sha256": manifest["sha256"].get("file"), "storage": manifest["storage"],
+                          "info": manifest.get("info", {})}
+    seeds = cell.protocol.config.net_seeds(cell.spec.seed)
+    record["seeds"] = {"cell": cell.spec.seed, "distill": cell.spec.seed, "eval_nets": seeds}
+    with PeakMemory(device) as eval_mem:
+        evaluation, intermediate = _evaluate(task, synth, snapshots, test, device, progress)
+    evaluation["iteration"] = synth.info.get("iterations")
+    record["results"] = evaluation
+    if intermediate:
+        record["results_by_iteration"] = intermediate
+    record["timing"] = {"distill_seconds": distill_s,
+                        "eval_seconds": evaluation["seconds"] + sum(r["seconds"] for r in intermediate),
+                        "total_seconds": time.perf_counter() - t0}
+    peaks = [m.get("peak_rss_bytes") for m in (distill_mem, eval_mem.record()) if m.get("peak_rss_bytes")]
+    record["memory"] = {"distill": distill_mem, "eval": eval_mem.record(), "peak_rss_bytes": max(peaks) if peaks else None}
+    record["status"] = "ok"
+
+
+def execute_cell(task: CellTask, progress: CellProgress | None = None) -> CellOutcome:
+    """Run ``task`` to completion and write its record (ok or failed)."""
+    progress = progress or (lambda stage, done, total: None)
+    out_path = cell_path(task.results_dir, task.spec)
+    t0 = time.perf_counter()
+    record = _header(task.cell)
     try:
-        device = resolve_device(task.device)
-        record["environment"] = environment_record(device)
-        reg = get_registries()
-        ds_info = reg.dataset.get(spec.dataset)
-        dataset = ds_info.cls(
-            ds_info.make_config(spec.dataset_config), resolve_data_root(task.data_root),
-            resolve_cache_dir(task.cache_dir),
-        )
-        progress("loading data", 0, 1)
-        train, test = dataset.load("train"), dataset.load("test")
-        record["data"] = {
-            "fingerprint": dataset.fingerprint(), "n_train": len(train), "n_test": len(test),
-            "num_classes": train.num_classes, "points": train.num_points,
-        }
-        synth, manifest, distill_s, distill_mem, snapshots = _distill(task, train, device, progress)
-        record["artifact"] = {
-            "path": str(artifact_path(task.results_dir, spec).relative_to(task.results_dir)),
-            "sha256": manifest["sha256"].get("file"),
-            "storage": manifest["storage"],
-            "info": manifest.get("info", {}),
-        }
-        p_info = reg.protocol.get(spec.protocol)
-        p_cfg = p_info.make_config(spec.protocol_config)
-        seeds = p_cfg.net_seeds(spec.seed)
-        record["seeds"] = {"cell": spec.seed, "distill": spec.seed, "eval_nets": seeds}
-        checkpoints = Path(task.results_dir) / "checkpoints"
-        with PeakMemory(device) as eval_mem:
-            engine = {"engine": task.eval_engine, "ensemble_size": task.ensemble_size}
-            evaluation = evaluate_synthetic(
-                synth, test, p_cfg, seeds, device,
-                lambda i, n, e, E: progress(f"eval net {i + 1}/{n}", i * E + e, n * E), **engine,
-                progress_file=checkpoints / f"{spec.cell_id}.eval.json",
-            )
-            intermediate = []
-            for iteration in sorted(snapshots):
-                res = evaluate_synthetic(
-                    snapshots[iteration], test, p_cfg, seeds, device,
-                    lambda i, n, e, E, it=iteration: progress(f"eval iteration {it}, net {i + 1}/{n}", i * E + e, n * E),
-                    **engine, progress_file=checkpoints / f"{spec.cell_id}.eval-it{iteration}.json",
-                )
-                intermediate.append({"iteration": iteration, **res})
-        evaluation["iteration"] = synth.info.get("iterations")
-        record["results"] = evaluation
-        if intermediate:
-            record["results_by_iteration"] = intermediate
-        record["timing"] = {"distill_seconds": distill_s,
-                            "eval_seconds": evaluation["seconds"] + sum(r["seconds"] for r in intermediate),
-                            "total_seconds": time.perf_counter() - t0}
-        record["memory"] = {"distill": distill_mem, "eval": eval_mem.record()}
-        peaks = [m.get("peak_rss_bytes") for m in (distill_mem, eval_mem.record()) if m.get("peak_rss_bytes")]
-        record["memory"]["peak_rss_bytes"] = max(peaks) if peaks else None
-        record["status"] = "ok"
+        _compute(task, record, progress, t0)
     except (KeyboardInterrupt, SystemExit):
         raise  # no file: the cell is not finished and will run again on resume
     except Exception as err:  # noqa: BLE001 - a failing cell is recorded and the grid goes on
-        record["status"] = "failed"
-        record["error"] = str(err) if isinstance(err, DDBenchError) else f"{type(err).__name__}: {err}"
-        record["error"] = " ".join(record["error"].split())
-        record["traceback"] = traceback.format_exc()
+        message = str(err) if isinstance(err, DDBenchError) else f"{type(err).__name__}: {err}"
+        record.update(status="failed", error=" ".join(message.split()), traceback=traceback.format_exc())
         record.setdefault("timing", {})["total_seconds"] = time.perf_counter() - t0
     record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    write_json_atomic(out_path, record)
+    typed = CellRecord.model_validate(record)
+    write_json_atomic(out_path, typed.to_json())
     summary = {}
-    if record["status"] == "ok":
+    if typed.status == "ok":
         summary = {k: record["results"][k] for k in ("oa_mean", "oa_std", "macc_mean", "macc_std", "num_nets")}
-    return CellOutcome(spec.cell_id, record["status"], str(out_path), summary, record.get("error", ""),
-                       time.perf_counter() - t0)
-
+    return CellOutcome(typed.cell_id, typed.status, str(out_path), summary, typed.error, time.perf_counter() - t0)

@@ -1,4 +1,8 @@
-"""The grid runner: validate, expand, skip finished cells, hand the rest to an executor."""
+"""The grid runner: skip finished cells, hand the rest to an executor, collect the outcomes.
+
+It receives resolved cells and a built executor from the pipeline (``ddbench.pipeline.run_grid``) and reads no
+registry itself.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ddbench.data.paths import resolve_cache_dir, resolve_data_root
+from ddbench.cells.resolved import ResolvedCell
 from ddbench.io import remove_stale_tmp_files
-from ddbench.plugins import get_registries
-from ddbench.runner.cell import CellOutcome, CellTask, is_done
-from ddbench.runner.environment import resolve_device
-from ddbench.runner.experiment import ExperimentConfig
-from ddbench.runner.grid import CellSpec, expand_grid
+from ddbench.runner.cell import CellOutcome, CellTask, RunSettings, is_done
 from ddbench.runner.progress import Reporter
 
 
@@ -32,31 +32,18 @@ class GridSummary:
         return sum(o.status == "failed" for o in self.outcomes)
 
 
-def plan_grid(exp: ExperimentConfig) -> list[CellSpec]:
-    reg = get_registries()
-    return expand_grid(exp, reg, resolve_data_root(exp.data_root), resolve_cache_dir(exp.cache_dir))
-
-
-def run_grid(exp: ExperimentConfig, reporter: Reporter | None = None) -> GridSummary:
+def run_cells(cells: list[ResolvedCell], executor, settings: RunSettings,
+              reporter: Reporter | None = None) -> GridSummary:
+    """Run every cell of ``cells`` that is not done yet (all of them with ``overwrite``) on ``executor``."""
     reporter = reporter or Reporter()
     started = time.time()
-    reg = get_registries()
-    resolve_device(exp.device)  # fail before the grid when the device is unusable
-    specs = plan_grid(exp)
-    ex_info = reg.executor.get(exp.executor)
-    executor = ex_info.cls(ex_info.make_config(exp.executor_config))
-    results_dir = Path(exp.results)
+    results_dir = Path(settings.results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp_files(results_dir)
-    todo = [s for s in specs if exp.overwrite or not is_done(results_dir, s)]
-    summary = GridSummary(str(results_dir), total=len(specs), skipped=len(specs) - len(todo))
-    tasks = [
-        CellTask(spec=s, results_dir=str(results_dir), device=exp.device, eval_engine=exp.eval_engine,
-                 ensemble_size=exp.ensemble_size, data_root=exp.data_root,
-                 cache_dir=exp.cache_dir, artifact_fresh_after=started if exp.overwrite else 0.0)
-        for s in todo
-    ]
-    reporter.grid_started(len(specs), summary.skipped, len(todo))
+    todo = [c for c in cells if settings.overwrite or not is_done(results_dir, c.spec)]
+    summary = GridSummary(str(results_dir), total=len(cells), skipped=len(cells) - len(todo))
+    tasks = [CellTask(c, settings, artifact_fresh_after=started if settings.overwrite else 0.0) for c in todo]
+    reporter.grid_started(len(cells), summary.skipped, len(todo))
     try:
         for outcome in executor.run(tasks, reporter):
             summary.outcomes.append(outcome)

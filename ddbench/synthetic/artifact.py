@@ -110,7 +110,7 @@ def save_artifact(path: str | Path, synth: SyntheticSet, record: dict[str, Any])
     if path.suffix != ".h5":
         raise ArtifactError(f"artifact path must end in .h5, got {path}")
     synth.check_finite()
-    from ddbench.runner.environment import library_versions
+    from ddbench.environment import library_versions
 
     manifest: dict[str, Any] = {
         "format": FORMAT,

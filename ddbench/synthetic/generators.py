@@ -4,7 +4,7 @@ The generator's type, configuration and noise seed are stored in the artifact's 
 tensors in ``extras`` under ``generator.<parameter>``; :func:`materialise` rebuilds it from the artifact alone
 (no method code) and samples clouds of any number of points.
 
-``conditional_siren`` (DD3D, PROTOCOL.md section 8): per-point noise u ~ U[0, 1) of shape (M, N, 1) picks the
+``conditional_siren`` (DD3D, docs/specification.md#dd3d-generator): per-point noise u ~ U[0, 1) of shape (M, N, 1) picks the
 resolution N; two SIREN layers of width 256 (first-layer frequency ``w0``: 100 for ModelNet, 50 for ScanObjectNN,
 400 for part segmentation; later layers ``w0_hidden`` = 30, the SIREN default), each activation multiplied by a
 per-cloud modulation (an embedding per synthetic cloud -> ReLU, then Linear + ReLU for each further layer); an

@@ -13,6 +13,7 @@ footnote mark saying how.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass, field
 from importlib import resources
 
 import numpy as np
@@ -37,20 +38,21 @@ SETTING_LABELS = {"_rotated_pca": "rotated, PCA", "_rotated": "rotated", "_pca":
 LAYOUTS = ("methods", "backbones")
 
 
-def display_name(kind: str, name: str) -> str:
-    if kind == "dataset":
-        for suffix, label in SETTING_LABELS.items():
-            if name.endswith(suffix):
-                return f"{display_name('dataset', name[: -len(suffix)])} ({label})"
-    try:
-        from ddbench.plugins import get_registries
+@dataclass(frozen=True)
+class Labels:
+    """What tables need to know of the components beyond the records: display names (from the components'
+    ``display_name``, resolved by the pipeline) and which methods are full-data reference rows (by their
+    declared role, recorded in every cell)."""
 
-        reg = get_registries().kind(kind)
-        if name in reg:
-            return getattr(reg.get(name).cls, "display_name", "") or name
-    except Exception:  # noqa: BLE001 - rendering must work even when plugins are gone
-        pass
-    return name
+    display_names: dict[str, dict[str, str]] = field(default_factory=dict)  # kind -> name -> display name
+    full_data: frozenset[str] = frozenset()
+
+    def display_name(self, kind: str, name: str) -> str:
+        if kind == "dataset":
+            for suffix, label in SETTING_LABELS.items():
+                if name.endswith(suffix):
+                    return f"{self.display_name('dataset', name[: -len(suffix)])} ({label})"
+        return self.display_names.get(kind, {}).get(name) or name
 
 
 def _order(values, preferred):
@@ -119,7 +121,7 @@ def _split_by_distill_backbone(agg: pd.DataFrame, keys: list[str]) -> list[tuple
 # -- rows = methods ----------------------------------------------------------------------------------------------
 
 
-def table_groups(agg: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:
+def table_groups(agg: pd.DataFrame, labels: Labels = Labels()) -> list[tuple[dict, pd.DataFrame]]:
     return _split_by_distill_backbone(agg, ["protocol", "protocol_version", "eval_backbone", "selection"])
 
 
@@ -128,12 +130,14 @@ def _kb(n: float) -> str:
 
 
 def build_table(spec: dict, agg: pd.DataFrame, std: str = "nets", decimals: int = 1, metric: str = "oa",
-                published: pd.DataFrame | None = None, by: str = "ppc", storage: bool = False) -> Table:
+                published: pd.DataFrame | None = None, by: str = "ppc", storage: bool = False,
+                labels: Labels = Labels()) -> Table:
     """Rows = methods; columns = dataset x PPC (``by="ppc"``) or dataset x storage budget (``by="budget"``, each
     cell noting the PPC the method got). ``storage`` notes every cell's stored bytes and clouds per class."""
     std_col = {"nets": "std_nets", "draws": "std_draws"}[std]
     axis = {"ppc": "ppc", "budget": "budget_bytes"}[by]
-    non_whole = agg[agg["method"] != "whole"]
+    full_data = agg["method"].isin(labels.full_data)
+    non_whole = agg[~full_data]
     if by == "budget":
         non_whole = non_whole[non_whole["budget_bytes"].notna()]
     datasets = _order(agg["dataset"], DATASET_ORDER)
@@ -142,7 +146,8 @@ def build_table(spec: dict, agg: pd.DataFrame, std: str = "nets", decimals: int 
     rows: list[Row] = []
     for method in _order(non_whole["method"], METHOD_ORDER):
         for (budget, confdev), g in non_whole[non_whole["method"] == method].groupby(["budget", "config_deviation"]):
-            row = Row(display_name("method", method), method, "measured", [symbols[x] for x in (budget, confdev) if x])
+            row = Row(labels.display_name("method", method), method, "measured",
+                      [symbols[x] for x in (budget, confdev) if x])
             for _, r in g.iterrows():
                 if pd.isna(r[axis]):
                     continue
@@ -154,20 +159,17 @@ def build_table(spec: dict, agg: pd.DataFrame, std: str = "nets", decimals: int 
                 if notes:
                     row.notes[col] = "; ".join(notes)
             rows.append(row)
-    for (budget, confdev), g in agg[agg["method"] == "whole"].groupby(["budget", "config_deviation"]):
-        row = Row(display_name("method", "whole"), "whole", "reference", [symbols[x] for x in (budget, confdev) if x])
-        row.span = {r["dataset"]: (r["mean"], r[std_col]) for _, r in g.iterrows()}
-        rows.append(row)
+    rows += _full_data_rows(agg[full_data], std_col, symbols, labels)
     if published is not None and metric == "oa" and by == "ppc":
-        rows += _published_method_rows(published, rows, columns, spec)
+        rows += _published_method_rows(published, rows, columns, spec, labels)
     if by == "budget":
-        labels = dict(corner=("Method", "bytes/class"), sub_labels={b: _kb(b) for _, b in columns}, sub_prefix="",
+        axis_labels = dict(corner=("Method", "bytes/class"), sub_labels={b: _kb(b) for _, b in columns}, sub_prefix="",
                       csv_subs={b: f"budget{int(b)}" for _, b in columns})
     else:
-        labels = dict(corner=("Method", "PPC"), sub_labels={p: str(int(p)) for _, p in columns}, sub_prefix="PPC ",
+        axis_labels = dict(corner=("Method", "PPC"), sub_labels={p: str(int(p)) for _, p in columns}, sub_prefix="PPC ",
                       csv_subs={p: f"ppc{int(p)}" for _, p in columns})
     table = Table(title="", columns=columns, rows=rows, notes=[], key_name="method",
-                  group_labels={d: display_name("dataset", d) for d in datasets}, **labels)
+                  group_labels={d: labels.display_name("dataset", d) for d in datasets}, **axis_labels)
     for col in columns:
         measured = {i: r.values[col][0] for i, r in enumerate(rows) if r.kind == "measured" and col in r.values}
         if measured:
@@ -180,17 +182,30 @@ def build_table(spec: dict, agg: pd.DataFrame, std: str = "nets", decimals: int 
     return table
 
 
-def _published_method_rows(published: pd.DataFrame, rows: list[Row], columns, spec) -> list[Row]:
+def _full_data_rows(agg: pd.DataFrame, std_col: str, symbols: dict[str, str], labels: Labels) -> list[Row]:
+    """The full-data methods' rows: one value spanning each dataset's columns."""
+    rows = []
+    for method in _order(agg["method"], METHOD_ORDER):
+        for (budget, confdev), g in agg[agg["method"] == method].groupby(["budget", "config_deviation"]):
+            row = Row(labels.display_name("method", method), method, "reference",
+                      [symbols[x] for x in (budget, confdev) if x])
+            row.span = {r["dataset"]: (r["mean"], r[std_col]) for _, r in g.iterrows()}
+            rows.append(row)
+    return rows
+
+
+def _published_method_rows(published: pd.DataFrame, rows: list[Row], columns, spec, labels: Labels) -> list[Row]:
     out: list[Row] = []
     pub = published[(published["backbone"] == spec["eval_backbone"]) & (published["table"] != "2")]
     for method in [r.key for r in rows if r.kind in ("measured", "reference")]:
         for source, g in pub[pub["method"] == method].groupby("source"):
-            row = Row(f"{display_name('method', method)} [{source}]", method, "published")
-            if method == "whole":
+            full_data = method in labels.full_data
+            row = Row(f"{labels.display_name('method', method)} [{source}]", method, "published")
+            if full_data:
                 row.span = {}
             for _, r in g.iterrows():
                 std = r["std"] if not pd.isna(r["std"]) else np.nan
-                if method == "whole":
+                if full_data:
                     row.span[r["dataset"]] = (r["mean"], std)
                 elif (r["dataset"], float(r["ppc"])) in columns:
                     row.values[(r["dataset"], float(r["ppc"]))] = (r["mean"], std)
@@ -203,13 +218,14 @@ def _published_method_rows(published: pd.DataFrame, rows: list[Row], columns, sp
 # -- rows = evaluation backbones ------------------------------------------------------------------------------------
 
 
-def backbone_table_groups(agg: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:
-    measured = agg[agg["method"] != "whole"]
+def backbone_table_groups(agg: pd.DataFrame, labels: Labels = Labels()) -> list[tuple[dict, pd.DataFrame]]:
+    measured = agg[~agg["method"].isin(labels.full_data)]
     return _split_by_distill_backbone(measured, ["protocol", "protocol_version", "selection", "ppc"])
 
 
 def build_backbone_table(spec: dict, agg: pd.DataFrame, std: str = "nets", decimals: int = 1, metric: str = "oa",
-                         published: pd.DataFrame | None = None, by: str = "ppc", storage: bool = False) -> Table:
+                         published: pd.DataFrame | None = None, by: str = "ppc", storage: bool = False,
+                         labels: Labels = Labels()) -> Table:
     std_col = {"nets": "std_nets", "draws": "std_draws"}[std]
     datasets = _order(agg["dataset"], DATASET_ORDER)
     columns = [(d, m) for d in datasets for m in _order(agg[agg["dataset"] == d]["method"], METHOD_ORDER)]
@@ -217,21 +233,22 @@ def build_backbone_table(spec: dict, agg: pd.DataFrame, std: str = "nets", decim
     rows: list[Row] = []
     for ebb in _order(agg["eval_backbone"], BACKBONE_ORDER):
         for (budget, confdev), g in agg[agg["eval_backbone"] == ebb].groupby(["budget", "config_deviation"]):
-            row = Row(display_name("backbone", ebb), ebb, "measured", [symbols[x] for x in (budget, confdev) if x])
+            row = Row(labels.display_name("backbone", ebb), ebb, "measured",
+                      [symbols[x] for x in (budget, confdev) if x])
             row.values = {(r["dataset"], r["method"]): (r["mean"], r[std_col]) for _, r in g.iterrows()}
             rows.append(row)
     if published is not None and metric == "oa":
         pub = published[published["table"] == "2"]
         for (source, ebb), g in pub.groupby(["source", "backbone"]):
-            row = Row(f"{display_name('backbone', ebb)} [{source}]", ebb, "published")
+            row = Row(f"{labels.display_name('backbone', ebb)} [{source}]", ebb, "published")
             row.values = {(r["dataset"], r["method"]): (r["mean"], r["std"]) for _, r in g.iterrows()
                           if (r["dataset"], r["method"]) in columns}
             if row.values:
                 rows.append(row)
     table = Table(
         title="", columns=columns, rows=rows, notes=[], key_name="eval_backbone", corner=("Evaluated on", "Method"),
-        group_labels={d: display_name("dataset", d) for d in datasets},
-        sub_labels={m: display_name("method", m) for _, m in columns},
+        group_labels={d: labels.display_name("dataset", d) for d in datasets},
+        sub_labels={m: labels.display_name("method", m) for _, m in columns},
     )
     for i, row in enumerate(rows):
         if row.kind != "measured":

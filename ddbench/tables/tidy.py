@@ -5,7 +5,6 @@ The cell JSON files are the source of truth; everything here is derived from the
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ddbench.cells.deviations import Deviation
+from ddbench.cells.record import CellRecord, load_record
 from ddbench.data.base import setting_suffix
 from ddbench.errors import DDBenchError
 
@@ -32,9 +33,9 @@ class _Setting:
         self.rotation, self.canonical = rotation, canonical
 
 
-def read_cells(results_dir: str | Path | Sequence[str | Path]) -> tuple[list[dict], list[str]]:
-    """All cell records under ``results_dir`` (one directory or several; any depth) and the files that could not
-    be read."""
+def read_cells(results_dir: str | Path | Sequence[str | Path]) -> tuple[list[CellRecord], list[str]]:
+    """All cell records under ``results_dir`` (one directory or several; any depth) and, for every file that could
+    not be read, its path and the reason."""
     roots = [Path(results_dir)] if isinstance(results_dir, (str, Path)) else [Path(r) for r in results_dir]
     for root in roots:
         if not root.exists():
@@ -45,75 +46,69 @@ def read_cells(results_dir: str | Path | Sequence[str | Path]) -> tuple[list[dic
         if path.name.endswith(".manifest.json") or path.name.startswith("."):
             continue
         try:
-            rec = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            bad.append(str(path))
+            record = load_record(path)
+        except ValueError as err:
+            bad.append(str(err))
             continue
-        if isinstance(rec, dict) and rec.get("schema") == "ddbench-cell":
-            rec["_path"] = str(path)
-            cells.append(rec)
+        if record is not None:
+            cells.append(record)
     for b in bad:
         log.warning("skipping unreadable result file %s", b)
     return cells, bad
 
 
-def _deviation_label(what: str) -> str:
-    """How a recorded deviation is named in tables: ``iterations (iterations)`` (the override and the method's
-    field of the same name) reads ``iterations``; the record itself is left as written, since it is part of the
-    cell's id."""
-    head, _, field = what.partition(" (")
-    return head if field == f"{head})" else what
+def _deviation_text(devs: list[Deviation], kind: str) -> str:
+    return "; ".join(f"{d.label()}={d.used} (ref. {d.reference})" for d in devs if d.kind == kind)
 
 
-def _deviation_text(devs: list[dict], kind: str) -> str:
-    return "; ".join(f"{_deviation_label(d['what'])}={d['used']} (ref. {d['reference']})"
-                     for d in devs if d.get("kind") == kind)
+def _cell_columns(c: CellRecord) -> dict:
+    """The columns of one cell that every one of its nets' rows repeats."""
+    res, env = c.results, c.environment
+    storage = c.artifact.get("storage", {})
+    return {
+        "cell_id": c.cell_id,
+        "protocol": c.protocol,
+        "protocol_version": c.protocol_version,
+        # the served setting is part of what a column means: modelnet40 vs modelnet40_rotated(_pca)
+        "dataset": c.dataset + setting_suffix(_Setting(**c.spec.get("dataset_config", {}))),
+        "method": c.method,
+        "ppc": c.ppc if c.ppc is not None else np.nan,
+        "seed": c.seed,
+        "distill_backbone": c.distill_backbone or "",
+        "eval_backbone": c.eval_backbone,
+        "selection": res.selection,
+        "budget": _deviation_text(c.deviations, "budget"),
+        "config_deviation": _deviation_text(c.deviations, "config"),
+        "ddof": res.ddof,
+        "storage_floats": storage.get("floats"),
+        "storage_bytes": storage.get("bytes"),
+        "storage_bytes_per_class": storage.get("bytes_per_class"),
+        "effective_clouds_per_class": storage.get("effective_clouds_per_class"),
+        "budget_bytes": c.spec.get("budget_bytes") or np.nan,
+        "distill_seconds": c.timing.get("distill_seconds"),
+        "eval_seconds": c.timing.get("eval_seconds"),
+        "peak_rss_bytes": c.memory.get("peak_rss_bytes"),
+        "device": env.get("device"),
+        "device_name": env.get("device_name"),
+        "ddbench_version": env.get("versions", {}).get("ddbench"),
+        "torch_version": env.get("versions", {}).get("torch"),
+        "engine": res.engine,
+    }
 
 
-def tidy_frame(cells: list[dict]) -> pd.DataFrame:
+def tidy_frame(cells: list[CellRecord]) -> pd.DataFrame:
     """One row per evaluation net of every successful cell; intermediate iterations (``final`` False) included."""
     rows = []
     for c in cells:
-        if c.get("status") != "ok":
+        if c.status != "ok":
             continue
-        res, env = c["results"], c.get("environment", {})
-        storage = c.get("artifact", {}).get("storage", {})
-        base = {
-            "cell_id": c["cell_id"],
-            "protocol": c["protocol"],
-            "protocol_version": str(c["protocol_version"]),
-            # the served setting is part of what a column means: modelnet40 vs modelnet40_rotated(_pca)
-            "dataset": c["dataset"] + setting_suffix(_Setting(**c.get("spec", {}).get("dataset_config", {}))),
-            "method": c["method"],
-            "ppc": c["ppc"] if c["ppc"] is not None else np.nan,
-            "seed": c["seed"],
-            "distill_backbone": c["distill_backbone"] or "",
-            "eval_backbone": c["eval_backbone"],
-            "selection": res.get("selection", "final"),
-            "budget": _deviation_text(c.get("deviations", []), "budget"),
-            "config_deviation": _deviation_text(c.get("deviations", []), "config"),
-            "ddof": res.get("ddof", 0),
-            "storage_floats": storage.get("floats"),
-            "storage_bytes": storage.get("bytes"),
-            "storage_bytes_per_class": storage.get("bytes_per_class"),
-            "effective_clouds_per_class": storage.get("effective_clouds_per_class"),
-            "budget_bytes": c.get("spec", {}).get("budget_bytes") or np.nan,
-            "distill_seconds": c.get("timing", {}).get("distill_seconds"),
-            "eval_seconds": c.get("timing", {}).get("eval_seconds"),
-            "peak_rss_bytes": c.get("memory", {}).get("peak_rss_bytes"),
-            "device": env.get("device"),
-            "device_name": env.get("device_name"),
-            "ddbench_version": env.get("versions", {}).get("ddbench"),
-            "torch_version": env.get("versions", {}).get("torch"),
-            "engine": res.get("engine", ""),
-        }
-        evaluations = [(res, True)] + [(r, False) for r in c.get("results_by_iteration", [])]
+        base = _cell_columns(c)
+        evaluations = [(c.results, True)] + [(r, False) for r in c.results_by_iteration]
         for ev, final in evaluations:
-            iteration = ev.get("iteration")
-            for i, net in enumerate(ev["nets"]):
-                rows.append({**base, "iteration": np.nan if iteration is None else iteration, "final": final,
-                             "net": i, "net_seed": net["seed"], "oa": net["oa"], "macc": net["macc"],
-                             "selected_epoch": net.get("selected_epoch"), "epochs": net.get("epochs")})
+            for i, net in enumerate(ev.nets):
+                rows.append({**base, "iteration": np.nan if ev.iteration is None else ev.iteration, "final": final,
+                             "net": i, "net_seed": net.seed, "oa": net.oa, "macc": net.macc,
+                             "selected_epoch": net.selected_epoch, "epochs": net.epochs})
     columns = ["cell_id", *GROUP_KEYS, "seed", "net", "net_seed", "oa", "macc", "selected_epoch", "epochs",
                "ddof", "storage_floats", "storage_bytes", "storage_bytes_per_class", "effective_clouds_per_class",
                "distill_seconds", "eval_seconds", "peak_rss_bytes",
@@ -151,7 +146,7 @@ def aggregate(tidy: pd.DataFrame, metric: str = "oa", ddof: int | None = None) -
     for group, g in frame.groupby(keys, dropna=False, sort=False):
         dd = int(g["ddof"].iloc[0]) if ddof is None else ddof
         per_draw = g.groupby("seed")[metric]
-        draw_std = per_draw.apply(lambda x: float(np.std(x, ddof=dd)) if len(x) > dd else np.nan)
+        draw_std = per_draw.apply(lambda x, dd=dd: float(np.std(x, ddof=dd)) if len(x) > dd else np.nan)
         draw_means = per_draw.mean()
         row = dict(zip(keys, group))
         row.update(

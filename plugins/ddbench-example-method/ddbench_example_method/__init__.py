@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import torch
-from pydantic import Field
 
-from ddbench import hookimpl
-from ddbench.config import ComponentConfig
-from ddbench.data.transforms import fps_subsample
-from ddbench.methods.base import DistillContext, Method, check_ppc
-from ddbench.synthetic import SyntheticSet
+# ddbench.api is the stable surface for plugins: import nothing else from ddbench.
+from ddbench.api import (
+    ComponentConfig,
+    DistillContext,
+    Field,
+    Method,
+    SyntheticSet,
+    check_ppc,
+    fps_subsample,
+    hookimpl,
+)
 
 __version__ = "0.1.0"
 
@@ -30,6 +35,7 @@ class MedoidMethod(Method):
     """Chamfer medoids: per class, the clouds closest on average to the rest of their class."""
 
     name = "medoid"
+    role = "coreset"
     version = __version__
     display_name = "Medoid"
     Config = MedoidConfig

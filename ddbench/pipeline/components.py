@@ -1,0 +1,82 @@
+"""What the CLI and the tables need to know of the installed components, read from the registry here (the
+resolution layer) and handed down as plain values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ddbench.data.paths import resolve_cache_dir, resolve_data_root
+from ddbench.plugins import Registries, get_registries
+from ddbench.tables.layouts import Labels
+
+#: the component kinds whose display names tables show
+_DISPLAYED = ("method", "dataset", "backbone")
+
+
+def table_labels(reg: Registries | None = None) -> Labels:
+    """Display names of every installed method, dataset and backbone (tables fall back to the name)."""
+    reg = reg or get_registries()
+    names = {kind: {i.name: getattr(i.cls, "display_name", "") or i.name for i in reg.kind(kind)}
+             for kind in _DISPLAYED}
+    return Labels(display_names=names)
+
+
+def make_tables(results_dir, *args, **kwargs) -> str:
+    """:func:`ddbench.tables.make_tables` with the installed components' display names."""
+    from ddbench.tables import make_tables as render_tables
+
+    return render_tables(results_dir, *args, labels=table_labels(), **kwargs)
+
+
+def open_dataset(name: str, config: dict | None = None, data_root=None, cache_dir=None):
+    """The registered dataset ``name`` with ``config`` overrides, reading from ``data_root``."""
+    info = get_registries().dataset.get(name)
+    return info.cls(info.make_config(config), resolve_data_root(data_root), resolve_cache_dir(cache_dir))
+
+
+def component_rows(kind: str, data_root=None) -> list[dict[str, Any]]:
+    """One row per installed component of ``kind``: name, version, origin, description, defaults (datasets: whether
+    their data is present; backbones: parameters and the outputs they provide)."""
+    rows = []
+    for info in get_registries().kind(kind):
+        row = {"name": info.name, "version": info.version, "source": f"{info.source} {info.source_version}".strip(),
+               "description": info.description, "defaults": info.default_config()}
+        if kind == "method":
+            row["role"] = info.cls.role
+        if kind == "dataset":
+            present, where = info.cls(None, resolve_data_root(data_root), None).availability()
+            row["data"] = "present: " + where if present else "missing"
+        if kind == "backbone":
+            row["parameters(K=40)"] = info.cls(None, 40).num_parameters()
+            row["provides"] = ",".join(sorted(info.cls.provides))
+        rows.append(row)
+    return rows
+
+
+def backbone_factories(names: list[str] | None = None) -> dict[str, Any]:
+    """Factories of the named backbones (all when None), for measurements such as ``ddbench list --throughput``."""
+    from ddbench.backbones.base import BackboneFactory
+
+    reg = get_registries()
+    return {i.name: BackboneFactory.of(i.cls) for i in reg.backbone if names is None or i.name in names}
+
+
+def dataset_class(name: str) -> type:
+    """The class of the registered dataset ``name`` (did-you-mean error otherwise)."""
+    return get_registries().dataset.get(name).cls
+
+
+def dataset_classes() -> list[tuple[str, type, str]]:
+    """(name, class, plugin it came from) of every registered dataset."""
+    return [(i.name, i.cls, i.source) for i in get_registries().dataset]
+
+
+def plugin_report() -> list:
+    """What ddbench knows of every plugin: loaded, disabled or broken (with the one-line error)."""
+    return get_registries().plugins
+
+
+def component_kinds() -> tuple[str, ...]:
+    from ddbench.registry import KINDS
+
+    return KINDS
