@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from ddbench.config import ComponentConfig, build_config
 from ddbench.errors import PluginError, RegistryCollisionError, UnknownNameError
+from ddbench.references import Departure, Reference
 
 KINDS = ("method", "backbone", "dataset", "protocol", "executor", "transform")
 
@@ -24,6 +25,9 @@ class Component:
     name: ClassVar[str]
     version: ClassVar[str] = "1"
     Config: ClassVar[type[ComponentConfig]] = ComponentConfig
+    #: the paper and released code this component follows (docs/departures.md), and where it knowingly departs
+    reference: ClassVar[Reference | None] = None
+    departures: ClassVar[tuple[Departure, ...]] = ()
 
     @classmethod
     def describe(cls) -> str:

@@ -77,6 +77,10 @@ class CellRecord(BaseModel):
     protocol_version: str
     spec: dict[str, Any] = {}
     deviations: list[Deviation] = []
+    #: each component's declared reference (paper, repository, revision) and the departures from it that hold
+    #: under this cell's configs (docs/departures.md); absent in files of schema 1
+    references: dict[str, dict[str, str]] = {}
+    departures: list[dict[str, Any]] = []
     started: str = ""
     finished: str = ""
     environment: dict[str, Any] = {}

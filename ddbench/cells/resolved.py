@@ -13,6 +13,7 @@ from typing import Any
 from ddbench.backbones.base import BackboneFactory
 from ddbench.cells.spec import CellSpec
 from ddbench.config import ComponentConfig
+from ddbench.references import active_departures
 
 
 @dataclass(frozen=True)
@@ -62,3 +63,17 @@ class ResolvedCell:
     @property
     def role(self) -> str:
         return getattr(self.method.cls, "role", "distilled")
+
+    def _components(self) -> list[tuple[str, Resolved]]:
+        parts = [("dataset", self.dataset), ("method", self.method), ("protocol", self.protocol)]
+        return parts + ([("initialiser", self.initialiser)] if self.initialiser else [])
+
+    def references(self) -> dict[str, dict[str, str]]:
+        """The declared reference of each component (docs/departures.md)."""
+        return {kind: {"component": r.name, **r.cls.reference.to_dict()} for kind, r in self._components()
+                if getattr(r.cls, "reference", None) is not None}
+
+    def departures(self) -> list[dict[str, Any]]:
+        """The declared departures from those references that hold under this cell's configs."""
+        return [{"component_kind": kind, "component": r.name, **d}
+                for kind, r in self._components() for d in active_departures(r.cls, r.config)]

@@ -43,6 +43,12 @@ def component_rows(kind: str, data_root=None) -> list[dict[str, Any]]:
                "description": info.description, "defaults": info.default_config()}
         if kind == "method":
             row["role"] = info.cls.role
+        if kind in ("method", "protocol"):
+            ref = info.cls.reference
+            row["reference"] = (f"{ref.paper}; {ref.repository}@{ref.revision[:10]}".rstrip("@; ") if ref else "")
+            default = info.cls.Config()
+            row["departures"] = [f"{d.what} (switch: {d.switch})" if d.switch else d.what
+                                 for d in info.cls.departures if d.applies(default)]
         if kind == "dataset":
             present, where = info.cls(None, resolve_data_root(data_root), None).availability()
             row["data"] = "present: " + where if present else "missing"

@@ -185,6 +185,7 @@ def _header(cell: ResolvedCell) -> dict[str, Any]:
         **{k: getattr(spec, k) for k in ("dataset", "method", "ppc", "seed", "distill_backbone",
                                         "eval_backbone", "protocol", "protocol_version")},
         "spec": spec.model_dump(mode="json"), "deviations": list(spec.deviations),
+        "references": cell.references(), "departures": cell.departures(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 

@@ -61,6 +61,14 @@ def _deviation_text(devs: list[Deviation], kind: str) -> str:
     return "; ".join(f"{d.label()}={d.used} (ref. {d.reference})" for d in devs if d.kind == kind)
 
 
+def _config_text(c: CellRecord) -> str:
+    """A cell's config deviations and its departures from the components' references (one footnote each)."""
+    parts = [_deviation_text(c.deviations, "config")]
+    if c.departures:
+        parts.append("departs from the reference: " + "; ".join(f"{d['component']} {d['what']}" for d in c.departures))
+    return "; ".join(p for p in parts if p)
+
+
 def _cell_columns(c: CellRecord) -> dict:
     """The columns of one cell that every one of its nets' rows repeats."""
     res, env = c.results, c.environment
@@ -78,7 +86,7 @@ def _cell_columns(c: CellRecord) -> dict:
         "eval_backbone": c.eval_backbone,
         "selection": res.selection,
         "budget": _deviation_text(c.deviations, "budget"),
-        "config_deviation": _deviation_text(c.deviations, "config"),
+        "config_deviation": _config_text(c),
         "ddof": res.ddof,
         "storage_floats": storage.get("floats"),
         "storage_bytes": storage.get("bytes"),
