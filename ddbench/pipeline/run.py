@@ -18,9 +18,8 @@ from ddbench.evaluation.evaluate import evaluate_synthetic
 from ddbench.pipeline.experiment import ExperimentConfig
 from ddbench.pipeline.grid import backbone_factory, expand_grid
 from ddbench.plugins import Registries, get_registries
-from ddbench.runner.cell import distill_artifact_record, distill_context
+from ddbench.runner.cell import RunSettings, distill_artifact_record, distill_context
 from ddbench.runner.progress import Reporter
-from ddbench.runner.cell import RunSettings
 from ddbench.runner.run import GridSummary, run_cells
 from ddbench.synthetic.artifact import SyntheticSet, load_artifact, save_artifact
 
