@@ -156,7 +156,7 @@ def test_empty_or_missing_results_are_clear(tmp_path):
 def test_unreadable_cell_file_is_skipped(results):
     (results / "cells" / "broken.json").write_text("{")
     cells, bad = read_cells(results)
-    assert len(cells) == 11 and len(bad) == 1
+    assert len(cells) == 11 and len(bad) == 1 and "broken.json" in bad[0]
     assert "| Random" in make_tables(results, "markdown")  # the table still renders
 
 
@@ -207,3 +207,14 @@ def test_several_results_directories_are_read_together_and_others_are_left_out(t
     assert "| SADM |" in text and "| Random |" in text and "| DM |" not in text
     with pytest.raises(DDBenchError, match="missing does not exist"):
         read_cells([results, tmp_path / "missing"])
+
+
+def test_unreadable_and_misnamed_cell_files_are_named(results, caplog):
+    (results / "cells" / "broken.json").write_text("{")
+    some = next((results / "cells").glob("modelnet10__herding*.json"))
+    (results / "cells" / "renamed.json").write_text(some.read_text())
+    cells, bad = read_cells(results)
+    assert len(cells) == 11 and len(bad) == 2
+    assert any("renamed.json" in b and "not the cell its name says" in b for b in bad)
+    make_tables(results, "markdown")
+    assert "broken.json" in caplog.text and "renamed.json" in caplog.text

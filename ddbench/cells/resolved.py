@@ -37,6 +37,15 @@ class Resolved:
 
 
 @dataclass(frozen=True)
+class DataIdentity:
+    """What data a cell is computed on: the content fingerprint of the prepared train and test sets and the
+    release record (which release, how it was sampled, its files' checksums); see ddbench/data/fingerprint.py."""
+
+    content: str
+    release: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class ResolvedCell:
     """One cell, ready to run."""
 
@@ -51,6 +60,8 @@ class ResolvedCell:
     eval_backbone: BackboneFactory
     #: the protocol with its config for this cell (its ``backbone`` is ``eval_backbone``)
     protocol: Resolved
+    #: the data it is computed on (None: not fingerprinted, e.g. a cell built by hand)
+    data: DataIdentity | None = None
 
     @property
     def cell_id(self) -> str:

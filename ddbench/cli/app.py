@@ -111,6 +111,7 @@ def run(
     cache_dir: Annotated[Optional[str], typer.Option(help="Prepared-data cache (default $DDBENCH_CACHE).")] = None,
     executor: Annotated[Optional[str], typer.Option(help="Executor plugin (default inprocess).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Re-run finished cells.")] = False,
+    no_recompute: Annotated[bool, typer.Option("--no-recompute", help="Refuse (one-line error) instead of re-running a cell finished on other data.")] = False,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="COMPONENT.KEY=VALUE config override.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the cells and exit.")] = False,
 ) -> None:
@@ -130,7 +131,7 @@ def run(
         "eval_engine": eval_engine, "ensemble_size": ensemble_size,
         "eval_iterations": split_ints(eval_iterations, "--eval-iterations"),
         "results": results, "data_root": data_root, "cache_dir": cache_dir, "executor": executor,
-        "overwrite": overwrite or None, **parse_set_options(set_),
+        "overwrite": overwrite or None, "no_recompute": no_recompute or None, **parse_set_options(set_),
     }
     exp = build_experiment(file_values, overrides)
     if dry_run:

@@ -167,6 +167,30 @@ class PreparedDataset(Dataset):
     def prepare(self, kind: str, folder: Path, split: str) -> dict[str, Any]:
         raise NotImplementedError
 
+    #: release kind -> how its clouds are sampled (recorded with every result)
+    release_sampling: ClassVar[dict[str, str]] = {
+        "hdf5": "as stored in the release's HDF5 files",
+        "text": "the release's point files (e.g. the 10k-point normal-resampled release)",
+        "off": "sampled from the release's meshes by ddbench",
+    }
+
+    def release_record(self) -> dict:
+        """Which release was read, how its clouds were sampled, and the sha256 of its source files."""
+        from ddbench.data.catalog import KNOWN_FILES
+
+        found = self.find_release()
+        if found is None:
+            return {}
+        kind, folder = found
+        files = {str(f.relative_to(folder)): sha256_file(f) for split in ("train", "test")
+                 for f in self.source_files(kind, folder, split) if f.is_file()}
+        known = sorted({KNOWN_FILES[d] for d in files.values() if d in KNOWN_FILES})
+        cfg = self.config
+        sampling = self.release_sampling.get(kind, kind)
+        reduced = f"{sampling}; reduced to {getattr(cfg, 'points', '?')} points by {getattr(cfg, 'subsample', '?')}"
+        return {"release": kind, "folder": str(folder), "sampling": "; ".join(known) or reduced,
+                "catalogued": bool(known), "files_sha256": files}
+
     def fingerprint(self) -> dict:
         found = self.find_release()
         if found is None:

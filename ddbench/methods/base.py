@@ -49,6 +49,8 @@ class DistillContext:
     #: where an iterative method keeps its resumable state (None: no checkpoints)
     checkpoint_path: Path | None = None
     checkpoint_every: int = 50
+    #: content fingerprint of the data (ddbench.data.fingerprint); a checkpoint made on other data is not resumed
+    data_fingerprint: str | None = None
 
     @property
     def num_classes(self) -> int:

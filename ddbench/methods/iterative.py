@@ -252,8 +252,8 @@ class IterativeMethod(Method):
 
         snaps = {i: {"points": s.points, "labels": s.labels, "extras": s.extras, "stored": s.stored, "info": s.info}
                  for i, s in ctx.snapshots.items()}
-        payload = {"iteration": it, "state": self._state_payload(state), "generator": gen.get_state(),
-                   "curve": curve, "init_record": init_record, "snapshots": snaps, "elapsed": elapsed,
+        payload = {"data": ctx.data_fingerprint, "iteration": it, "state": self._state_payload(state),
+                   "generator": gen.get_state(), "curve": curve, "init_record": init_record, "snapshots": snaps, "elapsed": elapsed,
                    "config": self.config.model_dump(mode="json"), "method": self.name}
         with atomic_path(ctx.checkpoint_path) as tmp:
             torch.save(payload, tmp)
@@ -268,6 +268,8 @@ class IterativeMethod(Method):
             return None
         if saved.get("method") != self.name or saved.get("config") != self.config.model_dump(mode="json"):
             return None
+        if saved.get("data") not in (None, ctx.data_fingerprint):
+            return None  # made on other data: start over (checkpoints before fingerprints carry none)
         return saved
 
     def _resume(self, ctx: DistillContext, state: IterativeState, gen: torch.Generator,

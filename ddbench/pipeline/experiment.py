@@ -66,6 +66,7 @@ class ExperimentConfig(BaseModel):
     executor: str = "inprocess"
     executor_config: dict[str, Any] = Field(default_factory=dict)
     overwrite: bool = False
+    no_recompute: bool = Field(False, description="a cell finished on other data is an error instead of re-running")
     method_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
     dataset_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
     backbone_config: dict[str, dict[str, Any]] = Field(default_factory=dict)

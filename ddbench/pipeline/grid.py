@@ -9,8 +9,9 @@ import logging
 from dataclasses import dataclass
 
 from ddbench.backbones.base import BackboneFactory, check_provides
-from ddbench.cells.resolved import Resolved, ResolvedCell
+from ddbench.cells.resolved import DataIdentity, Resolved, ResolvedCell
 from ddbench.cells.spec import CellSpec
+from ddbench.data.fingerprint import content_fingerprint
 from ddbench.errors import ConfigError
 from ddbench.pipeline.experiment import ExperimentConfig
 from ddbench.pipeline.resolve import (
@@ -102,8 +103,13 @@ def choose_method(exp, reg, name: str, dataset, protocol: ProtocolChoice) -> Met
                         method_ppcs(exp, cls, cfg, dataset), dbbs, snapshot_iterations(exp, cls, cfg))
 
 
+def data_identity(dataset) -> DataIdentity:
+    """The content fingerprint and release record of a dataset's prepared train and test sets (loads them)."""
+    return DataIdentity(content_fingerprint(dataset.load("train"), dataset.load("test")), dataset.release_record())
+
+
 def make_cell(exp, reg, dataset: Resolved, choice: MethodChoice, protocol: ProtocolChoice, ppc, budget, seed,
-              dbb: str | None, ebb: str) -> ResolvedCell:
+              dbb: str | None, ebb: str, data: DataIdentity | None = None) -> ResolvedCell:
     pcfg = protocol.config
     eval_net = backbone_factory(exp, reg, ebb, pcfg.backbone_config if ebb == pcfg.backbone else {})
     distill_net = backbone_factory(exp, reg, dbb) if dbb else None
@@ -119,7 +125,7 @@ def make_cell(exp, reg, dataset: Resolved, choice: MethodChoice, protocol: Proto
         deviations=choice.deviations, eval_iterations=choice.eval_iterations, budget_bytes=budget,
     )
     return ResolvedCell(spec, dataset, method, choice.initialiser, distill_net, eval_net,
-                        Resolved(protocol.cls, protocol.cls.make_config(proto_values)))
+                        Resolved(protocol.cls, protocol.cls.make_config(proto_values)), data)
 
 
 def expand_grid(exp: ExperimentConfig, reg: Registries, data_root=None, cache_dir=None) -> list[ResolvedCell]:
@@ -132,10 +138,10 @@ def expand_grid(exp: ExperimentConfig, reg: Registries, data_root=None, cache_di
     cells: list[ResolvedCell] = []
     for ds_name in resolve_datasets(exp, reg, data_root, cache_dir):
         dataset = open_dataset_of(reg, ds_name, exp.dataset_config.get(ds_name), data_root, cache_dir)
-        ds_resolved = Resolved(type(dataset), dataset.config)
+        ds_resolved, data = Resolved(type(dataset), dataset.config), data_identity(dataset)
         for m_name in resolve_methods(exp, reg):
             choice = choose_method(exp, reg, m_name, dataset, protocol)
-            cells += [make_cell(exp, reg, ds_resolved, choice, protocol, ppc, budget, seed, dbb, ebb)
+            cells += [make_cell(exp, reg, ds_resolved, choice, protocol, ppc, budget, seed, dbb, ebb, data)
                       for ppc, budget in choice.ppcs for seed in exp.seeds
                       for dbb in choice.distill_backbones for ebb in eval_backbones]
     if not cells:

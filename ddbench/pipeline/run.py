@@ -38,7 +38,8 @@ def run_grid(exp: ExperimentConfig, reporter: Reporter | None = None) -> GridSum
     ex_info = reg.executor.get(exp.executor)
     executor = ex_info.cls(ex_info.make_config(exp.executor_config))
     settings = RunSettings(Path(exp.results), exp.device, exp.eval_engine, exp.ensemble_size,
-                           resolve_data_root(exp.data_root), resolve_cache_dir(exp.cache_dir), exp.overwrite)
+                           resolve_data_root(exp.data_root), resolve_cache_dir(exp.cache_dir), exp.overwrite,
+                           exp.no_recompute)
     return run_cells(cells, executor, settings, reporter)
 
 
@@ -71,7 +72,7 @@ def distill_one(request: DistillRequest, out_path: Path) -> dict[str, Any]:
     dataset = cell.dataset.build(resolve_data_root(exp.data_root), resolve_cache_dir(exp.cache_dir))
     ctx = distill_context(cell, dataset.load("train"), resolve_device(exp.device), resolve_cache_dir(exp.cache_dir))
     synth = cell.method.build().distill(ctx)
-    return save_artifact(out_path, synth, distill_artifact_record(cell.spec))
+    return save_artifact(out_path, synth, distill_artifact_record(cell))
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,9 @@ from typing import Any
 from ddbench.cells.record import CellRecord
 from ddbench.cells.resolved import ResolvedCell
 from ddbench.cells.spec import CellSpec
+from ddbench.data.fingerprint import content_fingerprint
 from ddbench.environment import PeakMemory, environment_record, resolve_device
-from ddbench.errors import ArtifactError, DDBenchError
+from ddbench.errors import ArtifactError, DataError, DDBenchError
 from ddbench.evaluation.evaluate import evaluate_synthetic
 from ddbench.io import write_json_atomic
 from ddbench.methods.base import DistillContext
@@ -42,6 +43,8 @@ class RunSettings:
     data_root: Path | None = None
     cache_dir: Path | None = None
     overwrite: bool = False
+    #: a cell finished on other data is an error instead of being recomputed
+    no_recompute: bool = False
 
 
 @dataclass
@@ -85,15 +88,34 @@ def snapshot_path(results_dir: str | Path, spec: CellSpec, iteration: int) -> Pa
     return Path(results_dir) / "artifacts" / f"{spec.distill_key}__it{iteration}.h5"
 
 
-def is_done(results_dir: str | Path, spec: CellSpec) -> bool:
-    """A cell is done when its file exists, parses, and says ``ok``."""
+def recorded_data(results_dir: str | Path, spec: CellSpec) -> str | None:
+    """The data fingerprint a finished cell's record was computed on ("" when it predates fingerprints), or None
+    when the cell is not finished (no file, unreadable, or failed)."""
     path = cell_path(results_dir, spec)
     if not path.exists():
-        return False
+        return None
     try:
-        return json.loads(path.read_text()).get("status") == "ok"
+        raw = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
-        return False
+        return None
+    if raw.get("status") != "ok":
+        return None
+    return (raw.get("data") or {}).get("content_fingerprint") or ""
+
+
+def cell_state(results_dir: str | Path, cell: ResolvedCell) -> str:
+    """``todo`` (not finished), ``done`` (finished on this data) or ``stale`` (finished on other data)."""
+    recorded = recorded_data(results_dir, cell.spec)
+    if recorded is None:
+        return "todo"
+    if recorded and cell.data is not None and recorded != cell.data.content:
+        return "stale"
+    return "done"
+
+
+def is_done(results_dir: str | Path, spec: CellSpec) -> bool:
+    """A cell is done when its file exists, parses, and says ``ok`` (whatever data it was computed on)."""
+    return recorded_data(results_dir, spec) is not None
 
 
 def _load_existing(task: CellTask) -> tuple[Any, dict, dict[int, Any]] | None:
@@ -110,6 +132,9 @@ def _load_existing(task: CellTask) -> tuple[Any, dict, dict[int, Any]] | None:
         return None  # a damaged artifact is simply made again
     if any(m.get("distill_key") != spec.distill_key for _, m in loaded.values()):
         return None
+    data = task.cell.data.content if task.cell.data else None
+    if any(m.get("data_fingerprint") not in (None, data) for _, m in loaded.values()):
+        return None  # distilled from other data (artifacts before fingerprints carry none)
     synth, manifest = loaded.pop(None)
     return synth, manifest, {i: s for i, (s, _) in loaded.items()}
 
@@ -124,14 +149,18 @@ def distill_context(cell: ResolvedCell, train, device, cache_dir: Path | None, p
         backbone=cell.distill_backbone, dataset_family=getattr(cell.dataset.cls, "family", ""),
         initialiser=cell.initialiser.build() if cell.initialiser else None,
         cache_dir=cache_dir, progress=report, snapshot_iterations=tuple(spec.eval_iterations),
-        checkpoint_path=checkpoint_path,
+        checkpoint_path=checkpoint_path, data_fingerprint=cell.data.content if cell.data else None,
     )
 
 
-def distill_artifact_record(spec: CellSpec) -> dict[str, Any]:
-    """What an artifact's manifest records of the distillation that made it."""
+def distill_artifact_record(cell: ResolvedCell) -> dict[str, Any]:
+    """What an artifact's manifest records of the distillation that made it (and the data it was made from)."""
+    spec = cell.spec
     fields = spec.model_dump(mode="json")
-    return {**{k: fields[k] for k in spec.distill_fields()}, "distill_key": spec.distill_key}
+    record = {**{k: fields[k] for k in spec.distill_fields()}, "distill_key": spec.distill_key}
+    if cell.data is not None:
+        record.update(data_fingerprint=cell.data.content, data_release=cell.data.release)
+    return record
 
 
 def _distill(task: CellTask, train, device, progress: CellProgress):
@@ -147,7 +176,7 @@ def _distill(task: CellTask, train, device, progress: CellProgress):
     with PeakMemory(device) as mem:
         synth = task.cell.method.build().distill(ctx)
     seconds = time.perf_counter() - start
-    record = {**distill_artifact_record(spec), "distill_seconds": seconds}
+    record = {**distill_artifact_record(task.cell), "distill_seconds": seconds}
     missing = sorted(set(spec.eval_iterations) - set(ctx.snapshots))
     if missing:
         raise ArtifactError(f"method {spec.method} produced no snapshot at iterations {missing}")
@@ -190,6 +219,18 @@ def _header(cell: ResolvedCell) -> dict[str, Any]:
     }
 
 
+def data_record(cell: ResolvedCell, dataset, train, test) -> dict[str, Any]:
+    """The record's ``data``: source files, content fingerprint (checked against the one the cell was resolved
+    with), release and sampling, sizes."""
+    content = content_fingerprint(train, test)
+    if cell.data is not None and cell.data.content != content:
+        raise DataError(f"the data changed while the grid ran (fingerprint {cell.data.content}, now {content}); "
+                        "run the grid again")
+    return {"fingerprint": dataset.fingerprint(), "content_fingerprint": content,
+            "release": cell.data.release if cell.data else dataset.release_record(),
+            "n_train": len(train), "n_test": len(test), "num_classes": train.num_classes, "points": train.num_points}
+
+
 def _compute(task: CellTask, record: dict[str, Any], progress: CellProgress, t0: float) -> None:
     """Fill ``record`` with everything a finished cell holds (raises on failure)."""
     cell = task.cell
@@ -198,8 +239,7 @@ def _compute(task: CellTask, record: dict[str, Any], progress: CellProgress, t0:
     dataset = cell.dataset.build(task.settings.data_root, task.settings.cache_dir)
     progress("loading data", 0, 1)
     train, test = dataset.load("train"), dataset.load("test")
-    record["data"] = {"fingerprint": dataset.fingerprint(), "n_train": len(train), "n_test": len(test),
-                      "num_classes": train.num_classes, "points": train.num_points}
+    record["data"] = data_record(cell, dataset, train, test)
     synth, manifest, distill_s, distill_mem, snapshots = _distill(task, train, device, progress)
     record["artifact"] = {"path": str(artifact_path(task.results_dir, cell.spec).relative_to(task.results_dir)),
                           "sha256": manifest["sha256"].get("file"), "storage": manifest["storage"],

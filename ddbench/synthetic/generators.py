@@ -6,9 +6,17 @@ tensors in ``extras`` under ``generator.<parameter>``; :func:`materialise` rebui
 
 ``conditional_siren`` (DD3D, docs/specification.md#dd3d-generator): per-point noise u ~ U[0, 1) of shape (M, N, 1) picks the
 resolution N; two SIREN layers of width 256 (first-layer frequency ``w0``: 100 for ModelNet, 50 for ScanObjectNN,
-400 for part segmentation; later layers ``w0_hidden`` = 30, the SIREN default), each activation multiplied by a
+400 for part segmentation; later layers ``w0_hidden`` = 1, as DD3D's released generator: its ``SirenNet`` keeps
+the default ``w0 = 1.`` for every layer after the first, CINR.py:75 and 89), each activation multiplied by a
 per-cloud modulation (an embedding per synthetic cloud -> ReLU, then Linear + ReLU for each further layer); an
 output Linear 256-3 without bias and tanh.
+
+Initialisation follows SIREN's rule as the released code applies it (CINR.py:55-62, 104): the first layer's weight
+and bias U(-1/fan_in, 1/fan_in); every later layer's weight and bias, the output layer's included, U(-b, b) with
+b = sqrt(6 / fan_in) / w0_hidden (the output layer is a SIREN layer of frequency ``w0_hidden`` whose activation is
+tanh). The modulation layers and the codes keep PyTorch's defaults (nn.Linear, nn.Embedding), as in the code.
+A stored generator keeps its ``w0_hidden`` in its config, so artifacts made with 30 (ddbench's DD3D v1) rebuild
+as they were trained.
 """
 
 from __future__ import annotations
@@ -24,9 +32,24 @@ from ddbench.errors import ArtifactError
 PREFIX = "generator."
 
 
+def siren_bound(fan_in: int, w0: float, first: bool) -> float:
+    """SIREN's uniform bound of a layer's weights (and biases): 1/fan_in for the first layer, else
+    sqrt(6/fan_in)/w0."""
+    return 1.0 / fan_in if first else math.sqrt(6.0 / fan_in) / w0
+
+
+def siren_init_(layer: nn.Linear, w0: float, first: bool) -> None:
+    """Draw ``layer``'s weight and bias (if any) from U(-b, b), b = :func:`siren_bound`."""
+    bound = siren_bound(layer.in_features, w0, first)
+    with torch.no_grad():
+        layer.weight.uniform_(-bound, bound)
+        if layer.bias is not None:
+            layer.bias.uniform_(-bound, bound)
+
+
 class ConditionalSiren(nn.Module):
     def __init__(self, num_clouds: int, hidden: int = 256, layers: int = 2, w0: float = 100.0,
-                 w0_hidden: float = 30.0):
+                 w0_hidden: float = 1.0):
         super().__init__()
         self.config = {"num_clouds": num_clouds, "hidden": hidden, "layers": layers, "w0": w0, "w0_hidden": w0_hidden}
         self.codes = nn.Embedding(num_clouds, hidden)
@@ -35,11 +58,9 @@ class ConditionalSiren(nn.Module):
         self.modulations = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(layers - 1))
         self.out = nn.Linear(hidden, 3, bias=False)
         self.w0, self.w0_hidden = w0, w0_hidden
-        with torch.no_grad():  # SIREN initialisation
-            self.first.weight.uniform_(-1.0, 1.0)  # fan-in 1
-            for layer in self.hidden_layers:
-                bound = math.sqrt(6 / hidden) / w0_hidden
-                layer.weight.uniform_(-bound, bound)
+        siren_init_(self.first, w0, first=True)
+        for layer in (*self.hidden_layers, self.out):
+            siren_init_(layer, w0_hidden, first=False)
 
     def forward(self, cloud_ids: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """(M,) cloud indices and (M, N, 1) noise -> (M, N, 3) points in [-1, 1]."""

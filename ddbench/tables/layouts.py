@@ -99,6 +99,7 @@ def _caption(spec, agg, std, metric, symbols, with_published, what_varies: str,
         + (f", distillation network {spec['distill_backbone']}" if spec["distill_backbone"] else "")
         + f"; {'/'.join(map(str, nets))} nets x {'/'.join(map(str, draws))} draw seed(s) per entry."
         + (f" Iterative methods after {spec['iteration']} iterations." if spec.get("iteration") is not None else "")
+        + (f" Data: {spec['data_release']}." if spec.get("data_release") else "")
     )
     notes = [f"{sym} {text}" for text, sym in symbols.items()]
     notes.append(ranking_note)
@@ -122,7 +123,8 @@ def _split_by_distill_backbone(agg: pd.DataFrame, keys: list[str]) -> list[tuple
 
 
 def table_groups(agg: pd.DataFrame, labels: Labels = Labels()) -> list[tuple[dict, pd.DataFrame]]:
-    return _split_by_distill_backbone(agg, ["protocol", "protocol_version", "eval_backbone", "selection"])
+    return _split_by_distill_backbone(agg, ["protocol", "protocol_version", "eval_backbone", "selection",
+                                            "data_release"])
 
 
 def _kb(n: float) -> str:
@@ -220,7 +222,7 @@ def _published_method_rows(published: pd.DataFrame, rows: list[Row], columns, sp
 
 def backbone_table_groups(agg: pd.DataFrame, labels: Labels = Labels()) -> list[tuple[dict, pd.DataFrame]]:
     measured = agg[~agg["method"].isin(labels.full_data)]
-    return _split_by_distill_backbone(measured, ["protocol", "protocol_version", "selection", "ppc"])
+    return _split_by_distill_backbone(measured, ["protocol", "protocol_version", "selection", "ppc", "data_release"])
 
 
 def build_backbone_table(spec: dict, agg: pd.DataFrame, std: str = "nets", decimals: int = 1, metric: str = "oa",

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 #: the columns that identify one aggregated number
 GROUP_KEYS = [
     "protocol", "protocol_version", "dataset", "method", "ppc", "distill_backbone", "eval_backbone",
-    "selection", "budget", "config_deviation", "iteration", "final", "budget_bytes",
+    "selection", "budget", "config_deviation", "iteration", "final", "budget_bytes", "data_release",
 ]
 
 
@@ -50,10 +50,12 @@ def read_cells(results_dir: str | Path | Sequence[str | Path]) -> tuple[list[Cel
         except ValueError as err:
             bad.append(str(err))
             continue
-        if record is not None:
+        if record is not None and record.cell_id != path.stem:
+            bad.append(f"{path}: holds cell {record.cell_id}, not the cell its name says")
+        elif record is not None:
             cells.append(record)
     for b in bad:
-        log.warning("skipping unreadable result file %s", b)
+        log.warning("left out of the tables: %s", b)
     return cells, bad
 
 
@@ -101,7 +103,16 @@ def _cell_columns(c: CellRecord) -> dict:
         "ddbench_version": env.get("versions", {}).get("ddbench"),
         "torch_version": env.get("versions", {}).get("torch"),
         "engine": res.engine,
+        "data_release": _release_text(c.data.get("release") or {}),
     }
+
+
+def _release_text(release: dict) -> str:
+    """A cell's data release and sampling, as table captions name it ("" when the record predates it)."""
+    if not release:
+        return ""
+    text = f"{release.get('release', '?')} release, {release.get('sampling', 'sampling unknown')}"
+    return text if release.get("catalogued", True) else text + " (files not in ddbench's catalogue)"
 
 
 def tidy_frame(cells: list[CellRecord]) -> pd.DataFrame:
