@@ -35,10 +35,15 @@ def resolve_device(device: str) -> torch.device:
 
 
 def allocator() -> str:
+    """The memory allocator this process runs with: a preloaded one, glibc with raised mmap/trim thresholds
+    (``glibc-tuned``, as ``ddbench`` arranges it without tcmalloc), or the system's defaults."""
     preload = os.environ.get("LD_PRELOAD", "")
     for name in ("tcmalloc", "jemalloc", "mimalloc"):
         if name in preload:
             return name
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if "glibc.malloc.mmap_threshold" in tunables or "glibc.malloc.trim_threshold" in tunables:
+        return "glibc-tuned"
     return "system"
 
 

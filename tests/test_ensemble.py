@@ -147,8 +147,12 @@ def test_allocator_arrangement_plans_and_switches_off():
     assert reexec_plan(["run"], {"DDBENCH_ALLOCATOR": "system"}, lib) is None  # switched off
     assert reexec_plan(["run"], {"DDBENCH_ALLOCATOR_ARRANGED": "1"}, lib) is None  # no loop
     assert reexec_plan(["table"], {}, lib) is None  # light commands stay as they are
-    assert reexec_plan(["run"], {}, None) is None  # not installed
+    tuned = reexec_plan(["run"], {}, None)  # no tcmalloc: glibc with raised thresholds
+    assert tuned["GLIBC_TUNABLES"].startswith("glibc.malloc.mmap_threshold=1073741824") and "LD_PRELOAD" not in tuned
+    assert reexec_plan(["run"], {"DDBENCH_ALLOCATOR": "glibc-tuned"}, lib)["GLIBC_TUNABLES"] == tuned["GLIBC_TUNABLES"]
+    assert reexec_plan(["run"], {"DDBENCH_ALLOCATOR": "tcmalloc"}, None) is None  # asked for tcmalloc only
     assert reexec_plan(["run"], {"LD_PRELOAD": "/x/libjemalloc.so"}, lib) is None  # user's choice kept
+    assert reexec_plan(["run"], {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, lib) is None
 
 
 def test_cli_records_the_allocator_and_the_engine(tmp_path):
@@ -165,9 +169,8 @@ def test_cli_records_the_allocator_and_the_engine(tmp_path):
            "--set", "shapes.test_per_class=2", "--set", "shapes.points=64"]
     subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=300)
     cell = json.loads(next((tmp_path / "cells").glob("*.json")).read_text())
-    expected = "tcmalloc" if find_tcmalloc() else "system"
-    assert cell["environment"]["allocator"] == expected
-    assert cell["environment"]["allocator_arranged"] == (expected == "tcmalloc")
+    expected = "tcmalloc" if find_tcmalloc() else "glibc-tuned"
+    assert cell["environment"]["allocator"] == expected and cell["environment"]["allocator_arranged"]
     assert cell["results"]["engine"] == "sequential"  # auto on CPU
     subprocess.run(cmd + ["--overwrite", "--eval-engine", "ensemble"], env={**env, "DDBENCH_ALLOCATOR": "system"},
                    check=True, capture_output=True, timeout=300)
