@@ -1,0 +1,55 @@
+"""Checks that need a CUDA device (marked ``cuda``; skipped where torch sees none). benchmarks/gpu_check.sh runs
+them on a GPU machine together with the CUDA speed table."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ddbench.data.cloudset import PointCloudSet
+from ddbench.evaluation.ensemble_trainer import train_and_test_ensemble
+from ddbench.evaluation.protocols import SADMProtocol
+from ddbench.evaluation.trainer import train_and_test
+from ddbench.pipeline import build_experiment, run_grid
+from tests.conftest import TINY_SHAPES
+from tests.helpers import build_net, network_of
+
+pytestmark = [pytest.mark.cuda,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+CUDA = torch.device("cuda")
+
+
+def tiny_sets(points: int = 128, per_class: int = 3):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3 * per_class, points, 3, generator=gen)
+    x = x / x.norm(dim=-1, keepdim=True).amax(1, keepdim=True)
+    y = torch.arange(3).repeat_interleave(per_class)
+    return PointCloudSet(x, y, ["a", "b", "c"], "train"), PointCloudSet(x[::2], y[::2], ["a", "b", "c"], "test")
+
+
+@pytest.mark.parametrize("name", ["pointnet", "pointnet_in", "pointnet2_ssg", "dgcnn"])
+def test_backbones_agree_on_cpu_and_cuda(name):
+    torch.manual_seed(0)
+    net = build_net(name, 5).eval()
+    x = torch.randn(2, 256, 3)
+    with torch.no_grad():
+        cpu = net(x).logits
+        gpu = net.to(CUDA)(x.to(CUDA)).logits.cpu()
+    assert torch.allclose(cpu, gpu, atol=1e-3, rtol=1e-3)
+
+
+def test_ensemble_matches_sequential_nets_on_cuda():
+    train, test = tiny_sets()
+    cfg = SADMProtocol.make_config({"epochs": 3, "step_epoch": 2})
+    ensemble = train_and_test_ensemble(train.points, train.labels, test, cfg, [1, 2], CUDA, 3, network=network_of(cfg))
+    for res in ensemble:
+        ref = train_and_test(train.points, train.labels, test, cfg, res.seed, CUDA, 3, network=network_of(cfg))
+        assert abs(res.final_train_loss - ref.final_train_loss) < 1e-3
+
+
+def test_a_grid_runs_end_to_end_on_cuda(tmp_path):
+    exp = build_experiment({"datasets": ["shapes"], "methods": ["random", "sadm", "dm"], "ppc": [1], "eval_nets": 2,
+                            "epochs": 2, "iterations": 2, "device": "cuda", "results": str(tmp_path / "runs"),
+                            "dataset_config": {"shapes": TINY_SHAPES}}, {})
+    summary = run_grid(exp)
+    assert summary.ok == 3 and summary.failed == 0
