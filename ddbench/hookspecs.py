@@ -53,6 +53,11 @@ def register_transforms(register):
     """Register point-cloud transforms (subclasses of ddbench.api.Transform)."""
 
 
+@hookspec
+def register_presets(register):
+    """Register table presets (subclasses of ddbench.api.Preset): a published table as data."""
+
+
 #: hook name -> component kind it registers
 HOOK_KINDS = {
     "register_methods": "method",
@@ -61,4 +66,5 @@ HOOK_KINDS = {
     "register_protocols": "protocol",
     "register_executors": "executor",
     "register_transforms": "transform",
+    "register_presets": "preset",
 }

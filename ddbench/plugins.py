@@ -35,6 +35,7 @@ BUILTIN_PLUGINS = (
     "ddbench.methods.builtin",
     "ddbench.evaluation.builtin",
     "ddbench.runner.builtin",
+    "ddbench.presets.builtin",
 )
 
 

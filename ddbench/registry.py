@@ -16,7 +16,7 @@ from ddbench.config import ComponentConfig, build_config
 from ddbench.errors import PluginError, RegistryCollisionError, UnknownNameError
 from ddbench.references import Departure, Reference
 
-KINDS = ("method", "backbone", "dataset", "protocol", "executor", "transform")
+KINDS = ("method", "backbone", "dataset", "protocol", "executor", "transform", "preset")
 
 
 class Component:

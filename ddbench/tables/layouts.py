@@ -21,6 +21,7 @@ import pandas as pd
 
 from ddbench.errors import DDBenchError
 from ddbench.tables.render import Row, Table, rank_values
+from ddbench.tables.tidy import GROUP_KEYS as _GROUP_KEYS
 
 METHOD_ORDER = ["random", "herding", "kcenter", "dc", "pcc", "dm", "sadm", "dd3d", "3ddp"]
 DATASET_ORDER = ["modelnet10", "modelnet40", "modelnet40_rotated", "modelnet40_rotated_pca", "shapenet55",
@@ -36,6 +37,9 @@ PUBLISHED_ALIASES = {
 }
 SETTING_LABELS = {"_rotated_pca": "rotated, PCA", "_rotated": "rotated", "_pca": "PCA"}
 LAYOUTS = ("methods", "backbones")
+#: the published tables whose rows sit beside ours in the methods layout (the papers' main tables; the others are
+#: shown with ``ddbench table --preset``)
+MAIN_TABLES = ("1", "main")
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,14 @@ def _deviation_symbols(agg: pd.DataFrame) -> dict[str, str]:
 
 
 RANKING_NOTE = "Bold: best; underlined: second best (whole dataset and published rows excluded)."
+#: ``--significant``: marks follow a test, not the display precision
+ALPHA = 0.05
+SIGNIFICANT_NOTE = (
+    "Bold: best and significantly better than the next; underlined: second best and significantly better than the "
+    "third (Welch's t-test, two-sided p < {alpha:g}, over draw means where both have several draws, else over "
+    "nets); a best or second best that is not significantly better is left unmarked (whole dataset and published "
+    "rows excluded)."
+)
 
 
 def _caption(spec, agg, std, metric, symbols, with_published, what_varies: str,
@@ -119,6 +131,70 @@ def _split_by_distill_backbone(agg: pd.DataFrame, keys: list[str]) -> list[tuple
     return groups
 
 
+# -- significance (--significant) ------------------------------------------------------------------------------
+
+
+def attach_samples(agg: pd.DataFrame, tidy: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """``agg`` with a ``samples`` column: per aggregated number, the per-net values of each draw seed."""
+    keys = [k for k in agg.columns if k in tidy.columns and k in _GROUP_KEYS]
+
+    def filled(frame):
+        return frame[keys].astype(object).where(frame[keys].notna(), None).apply(tuple, axis=1)
+
+    samples = {key: {int(seed): d[metric].astype(float).tolist() for seed, d in g.groupby("seed")}
+               for key, g in tidy.groupby(filled(tidy), sort=False)}
+    return agg.assign(samples=[samples.get(k, {}) for k in filled(agg)])
+
+
+def sample_units(a: dict[int, list[float]], b: dict[int, list[float]]) -> tuple[list[float], list[float], str]:
+    """The two samples a test compares: the draw means when both sides have several draws (the nets of one draw
+    are not independent), else every net."""
+    if len(a) >= 2 and len(b) >= 2:
+        return [float(np.mean(v)) for v in a.values()], [float(np.mean(v)) for v in b.values()], "draws"
+    return [x for v in a.values() for x in v], [x for v in b.values() for x in v], "nets"
+
+
+def welch_p(a: dict[int, list[float]], b: dict[int, list[float]]) -> tuple[float, str]:
+    """Two-sided p of Welch's t-test between two entries (NaN when a side has fewer than 2 values), and its
+    unit with the sizes."""
+    from scipy import stats
+
+    x, y, unit = sample_units(a, b)
+    if len(x) < 2 or len(y) < 2:
+        return float("nan"), f"{unit}, {len(x)} vs {len(y)}"
+    with np.errstate(all="ignore"):
+        p = float(stats.ttest_ind(x, y, equal_var=False).pvalue)
+    return p, f"{unit}, {len(x)} vs {len(y)}"
+
+
+def significant_marks(table: Table, cells: list[tuple[int, object]], decimals: int, alpha: float, where: str,
+                      name) -> str:
+    """Re-rank ``cells`` (entries that compete: ``(row index, column)``) so that the best is bold only when
+    significantly better than the next and the second underlined only when significantly better than the third;
+    returns the note that gives the tests. ``name(cell)`` names an entry."""
+    values = {k: table.rows[k[0]].value(k[1])[0] for k in cells}
+    for k in cells:
+        table.ranks.pop(k, None)
+    distinct = sorted({round(v, decimals) for v in values.values()}, reverse=True)
+    tiers = [[k for k in cells if round(values[k], decimals) == d] for d in distinct]
+    parts = []
+    for rank, upper in enumerate(tiers[:2], 1):
+        if len(upper) != 1:
+            parts.append(f"{' = '.join(name(k) for k in upper)} tied")
+            continue
+        if rank >= len(tiers):
+            break
+        lower = tiers[rank]
+        best = upper[0]
+        tests = [(welch_p(table.rows[best[0]].samples.get(best[1], {}), table.rows[k[0]].samples.get(k[1], {})), k)
+                 for k in lower]
+        if all(p < alpha for (p, _), _ in tests):
+            table.ranks[upper[0]] = rank
+        parts += [f"{name(upper[0])} vs {name(k)} p = {p:.3g} ({unit})" + ("" if p < alpha else ", not significant")
+                  for (p, unit), k in tests]
+    return f"{where}: " + "; ".join(parts) + "." if parts else ""
+
+
 # -- rows = methods ----------------------------------------------------------------------------------------------
 
 
@@ -133,9 +209,10 @@ def _kb(n: float) -> str:
 
 def build_table(spec: dict, agg: pd.DataFrame, std: str = "nets", decimals: int = 1, metric: str = "oa",
                 published: pd.DataFrame | None = None, by: str = "ppc", storage: bool = False,
-                labels: Labels = Labels()) -> Table:
+                labels: Labels = Labels(), significant: bool = False, alpha: float = ALPHA) -> Table:
     """Rows = methods; columns = dataset x PPC (``by="ppc"``) or dataset x storage budget (``by="budget"``, each
-    cell noting the PPC the method got). ``storage`` notes every cell's stored bytes and clouds per class."""
+    cell noting the PPC the method got). ``storage`` notes every cell's stored bytes and clouds per class.
+    ``significant`` (``agg`` with :func:`attach_samples`): bold and underline only what a test supports."""
     std_col = {"nets": "std_nets", "draws": "std_draws"}[std]
     axis = {"ppc": "ppc", "budget": "budget_bytes"}[by]
     full_data = agg["method"].isin(labels.full_data)
@@ -155,6 +232,7 @@ def build_table(spec: dict, agg: pd.DataFrame, std: str = "nets", decimals: int 
                     continue
                 col = (r["dataset"], r[axis])
                 row.values[col] = (r["mean"], r[std_col])
+                row.samples[col] = r.get("samples") or {}
                 notes = [f"PPC {int(r['ppc'])}"] if by == "budget" else []
                 if storage and not pd.isna(r.get("storage_bytes_per_class")):
                     notes.append(f"{_kb(r['storage_bytes_per_class'])}, {r['effective_clouds_per_class']:g} cl")
@@ -172,16 +250,31 @@ def build_table(spec: dict, agg: pd.DataFrame, std: str = "nets", decimals: int 
                       csv_subs={p: f"ppc{int(p)}" for _, p in columns})
     table = Table(title="", columns=columns, rows=rows, notes=[], key_name="method",
                   group_labels={d: labels.display_name("dataset", d) for d in datasets}, **axis_labels)
-    for col in columns:
-        measured = {i: r.values[col][0] for i, r in enumerate(rows) if r.kind == "measured" and col in r.values}
-        if measured:
-            table.ranks.update({(i, col): rank for i, rank in rank_values(measured, decimals).items()})
+    tests = _rank_method_columns(table, decimals, significant, alpha)
     with_published = any(r.kind == "published" for r in rows)
     table.title, table.notes = _caption(spec, agg, std, metric, symbols, with_published,
-                                        f"evaluation network {spec['eval_backbone']}")
+                                        f"evaluation network {spec['eval_backbone']}",
+                                        SIGNIFICANT_NOTE.format(alpha=alpha) if significant else RANKING_NOTE)
+    table.notes += tests
     if by == "budget":
         table.title += " Columns: equal storage per class; each method at the largest PPC that fits (noted)."
     return table
+
+
+def _rank_method_columns(table: Table, decimals: int, significant: bool, alpha: float) -> list[str]:
+    """Rank the measured rows in every column (by display precision, or by test with ``significant``); returns
+    the notes giving the tests."""
+    notes = []
+    for col in table.columns:
+        measured = {i: r.values[col][0] for i, r in enumerate(table.rows) if r.kind == "measured" and col in r.values}
+        if not measured:
+            continue
+        table.ranks.update({(i, col): rank for i, rank in rank_values(measured, decimals).items()})
+        if significant:
+            where = f"{table.group_labels[col[0]]} {table.sub_prefix}{table.sub_labels[col[1]]}"
+            notes.append(significant_marks(table, [(i, col) for i in measured], decimals, alpha, where,
+                                           lambda k: table.rows[k[0]].label))
+    return [n for n in notes if n]
 
 
 def _full_data_rows(agg: pd.DataFrame, std_col: str, symbols: dict[str, str], labels: Labels) -> list[Row]:
@@ -198,7 +291,8 @@ def _full_data_rows(agg: pd.DataFrame, std_col: str, symbols: dict[str, str], la
 
 def _published_method_rows(published: pd.DataFrame, rows: list[Row], columns, spec, labels: Labels) -> list[Row]:
     out: list[Row] = []
-    pub = published[(published["backbone"] == spec["eval_backbone"]) & (published["table"] != "2")]
+    main = published["table"].isin(MAIN_TABLES) & (published.get("metric", "oa") == "oa")
+    pub = published[(published["backbone"] == spec["eval_backbone"]) & main]
     for method in [r.key for r in rows if r.kind in ("measured", "reference")]:
         for source, g in pub[pub["method"] == method].groupby("source"):
             full_data = method in labels.full_data
@@ -227,7 +321,7 @@ def backbone_table_groups(agg: pd.DataFrame, labels: Labels = Labels()) -> list[
 
 def build_backbone_table(spec: dict, agg: pd.DataFrame, std: str = "nets", decimals: int = 1, metric: str = "oa",
                          published: pd.DataFrame | None = None, by: str = "ppc", storage: bool = False,
-                         labels: Labels = Labels()) -> Table:
+                         labels: Labels = Labels(), significant: bool = False, alpha: float = ALPHA) -> Table:
     std_col = {"nets": "std_nets", "draws": "std_draws"}[std]
     datasets = _order(agg["dataset"], DATASET_ORDER)
     columns = [(d, m) for d in datasets for m in _order(agg[agg["dataset"] == d]["method"], METHOD_ORDER)]
@@ -238,6 +332,7 @@ def build_backbone_table(spec: dict, agg: pd.DataFrame, std: str = "nets", decim
             row = Row(labels.display_name("backbone", ebb), ebb, "measured",
                       [symbols[x] for x in (budget, confdev) if x])
             row.values = {(r["dataset"], r["method"]): (r["mean"], r[std_col]) for _, r in g.iterrows()}
+            row.samples = {(r["dataset"], r["method"]): r.get("samples") or {} for _, r in g.iterrows()}
             rows.append(row)
     if published is not None and metric == "oa":
         pub = published[published["table"] == "2"]
@@ -252,17 +347,33 @@ def build_backbone_table(spec: dict, agg: pd.DataFrame, std: str = "nets", decim
         group_labels={d: labels.display_name("dataset", d) for d in datasets},
         sub_labels={m: labels.display_name("method", m) for _, m in columns},
     )
-    for i, row in enumerate(rows):
+    tests = _rank_backbone_rows(table, datasets, decimals, significant, alpha)
+    with_published = any(r.kind == "published" for r in rows)
+    table.title, table.notes = _caption(
+        spec, agg, std, metric, symbols, with_published, f"PPC {int(spec['ppc'])}",
+        SIGNIFICANT_NOTE.format(alpha=alpha).replace("the next", "the next method of its row and dataset")
+        if significant else "Bold: best method per row and dataset; underlined: second best (published rows excluded).")
+    table.notes += tests
+    if with_published:
+        table.notes.append("The published cross-architecture rows (SADM Table 2) do not record their PPC.")
+    return table
+
+
+def _rank_backbone_rows(table: Table, datasets: list[str], decimals: int, significant: bool,
+                        alpha: float) -> list[str]:
+    """Rank the methods within every measured row and dataset (by test with ``significant``); returns the notes
+    giving the tests."""
+    notes = []
+    for i, row in enumerate(table.rows):
         if row.kind != "measured":
             continue
         for d in datasets:
             cells = {col: v[0] for col, v in row.values.items() if col[0] == d}
-            if cells:
-                table.ranks.update({(i, col): rank for col, rank in rank_values(cells, decimals).items()})
-    with_published = any(r.kind == "published" for r in rows)
-    table.title, table.notes = _caption(
-        spec, agg, std, metric, symbols, with_published, f"PPC {int(spec['ppc'])}",
-        "Bold: best method per row and dataset; underlined: second best (published rows excluded).")
-    if with_published:
-        table.notes.append("The published cross-architecture rows (SADM Table 2) do not record their PPC.")
-    return table
+            if not cells:
+                continue
+            table.ranks.update({(i, col): rank for col, rank in rank_values(cells, decimals).items()})
+            if significant:
+                notes.append(significant_marks(table, [(i, col) for col in cells], decimals, alpha,
+                                               f"{row.label}, {table.group_labels[d]}",
+                                               lambda k: table.sub_labels[k[1][1]]))
+    return [n for n in notes if n]

@@ -1,0 +1,122 @@
+"""Table presets: each expands to exactly the grid of its published table, the comparison columns are right,
+and the published numbers agree with the papers' text."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ddbench.cells.record import CellRecord
+from ddbench.errors import ConfigError
+from ddbench.pipeline.presets import narrowed, preset_cells, preset_class
+from ddbench.plugins import get_registries
+from ddbench.tables.layouts import load_published
+from ddbench.tables.preset import comparison_frame
+
+QUOTES = Path(__file__).parent / "data" / "published_quotes_sadm2025.md"
+
+
+def published_entries(source: str, table: str, datasets=None) -> set[tuple]:
+    pub = load_published(source)
+    pub = pub[pub["table"] == table]
+    if datasets is not None:
+        pub = pub[pub["dataset"].isin(datasets)]
+    return {(r.dataset, r.method, None if math.isnan(r.ppc) else int(r.ppc), r.backbone) for r in pub.itertuples()}
+
+
+def without_ppc(cells: set[tuple]) -> set[tuple]:
+    return {(d, m, b) for d, m, _, b in cells}
+
+
+def test_every_preset_names_registered_components():
+    reg = get_registries()
+    assert len(reg.preset) >= 10
+    for info in reg.preset:
+        for run in info.cls.experiments():
+            for m in run["methods"]:
+                reg.method.get(m)
+            for d in run["datasets"]:
+                reg.dataset.get(d)
+            for b in run.get("eval_backbones", []) + run.get("distill_backbones", []):
+                reg.backbone.get(b)
+            reg.protocol.get(run["protocol"])
+
+
+@pytest.mark.parametrize("name,table", [("sadm2025.table1", "1"), ("ddp3d2026.main", "main"),
+                                        ("sadm2025.table6", "6"), ("sadm2025.table5", "5")])
+def test_presets_expand_to_exactly_their_tables_grid(name, table):
+    source = name.split(".")[0]
+    cells = preset_cells(name)
+    pub = published_entries(source, table)
+    if table in ("5", "6"):  # no full-data row in these tables
+        cells = {c for c in cells if c[1] != "whole"}
+    assert cells == pub, (sorted(cells - pub), sorted(pub - cells))
+
+
+def test_cross_architecture_preset_covers_table_2():
+    """Table 2 does not print its PPC: compare everything else."""
+    pub = {(d, m, {"pointnet2": "pointnet2_msg"}.get(b, b)) for d, m, b in without_ppc(published_entries("sadm2025", "2"))}
+    assert without_ppc(preset_cells("sadm2025.table2")) == pub
+
+
+def test_dd3d_table1_preset_covers_the_aligned_setting():
+    cells = preset_cells("dd3d2025.table1")
+    pub = published_entries("dd3d2025", "1", datasets=["modelnet40", "scanobjectnn"])
+    assert pub <= cells  # the paper leaves some ScanObjectNN cells empty
+    assert {c[0] for c in cells} == {"modelnet40", "scanobjectnn"}
+
+
+def test_the_initialisation_preset_runs_one_grid_per_init():
+    runs = preset_class("sadm2025.table4").experiments()
+    assert [r["method_config"]["sadm"]["init"] for r in runs] == ["noise", "random", "kcenter", "herding"]
+
+
+def test_narrowing_keeps_only_what_the_preset_has():
+    run = preset_class("sadm2025.table1").experiments()[0]
+    small = narrowed(run, {"datasets": ["modelnet10"], "ppc": [1, 3]}, "sadm2025.table1")
+    assert small["datasets"] == ["modelnet10"] and small["ppc"] == [1, 3] and small["methods"] == run["methods"]
+    with pytest.raises(ConfigError, match="has no ppc"):
+        narrowed(run, {"ppc": [50]}, "sadm2025.table1")
+
+
+def record(method, ppc, accs, budget=None, release="hdf5 release"):
+    devs = [{"what": "eval_nets", "reference": 10, "used": len(accs), "kind": "budget"}] if budget else []
+    return CellRecord.model_validate({
+        "schema": "ddbench-cell", "cell_id": f"{method}{ppc}", "status": "ok", "dataset": "modelnet10", "method": method,
+        "ppc": ppc, "seed": 0, "eval_backbone": "pointnet", "protocol": "sadm", "protocol_version": "2",
+        "deviations": devs, "data": {"release": {"release": release.split()[0], "sampling": "s"}},
+        "results": {"nets": [{"seed": i, "oa": a, "macc": a} for i, a in enumerate(accs)], "ddof": 0}})
+
+
+def test_comparison_columns_on_a_fixture():
+    pub = pd.DataFrame([
+        {"dataset": "modelnet10", "method": "random", "ppc": 1.0, "backbone": "pointnet", "mean": 35.5, "std": 4.7},
+        {"dataset": "modelnet10", "method": "sadm", "ppc": 1.0, "backbone": "pointnet", "mean": 44.7, "std": 6.1},
+        {"dataset": "modelnet10", "method": "dm", "ppc": 1.0, "backbone": "pointnet", "mean": 31.9, "std": 4.3},
+        {"dataset": "modelnet10", "method": "whole", "ppc": float("nan"), "backbone": "pointnet", "mean": 91.4,
+         "std": float("nan")}])
+    recs = [record("random", 1, [24.0, 26.0], budget=True), record("sadm", 1, [30.0, 31.0]),
+            record("whole", None, [90.0, 91.0])]
+    frame = comparison_frame(recs, pub, paper_release="text release").set_index("method")
+    assert frame.loc["random", "ours"] == "25.0 ± 1.0" and frame.loc["random", "difference"] == "-10.5"
+    assert frame.loc["random", "within_2std"] == "no" and "reduced budget" in frame.loc["random", "marks"]
+    assert "other data release" in frame.loc["random", "marks"]
+    assert frame.loc["sadm", "within_2std"] == "no" and frame.loc["sadm", "nets"] == 2  # 30.5 < 44.7 - 12.2
+    assert frame.loc["dm", "ours"] == "not run" and frame.loc["dm", "within_2std"] == ""
+    assert frame.loc["whole", "within_2std"].startswith("n/a") and frame.loc["whole", "difference"] == "-0.9"
+    inside = comparison_frame([record("random", 1, [33.0, 34.0])], pub[:1], "hdf5 release").iloc[0]
+    assert inside["within_2std"] == "yes" and inside["marks"] == ""
+
+
+@pytest.mark.parametrize("table", ["1", "3", "5", "6"])
+def test_a_sample_of_published_numbers_matches_the_papers_text(table):
+    text = re.sub(r"(\d) \. (\d)", r"\1.\2", QUOTES.read_text())
+    pub = load_published("sadm2025")
+    rows = pub[pub["table"] == table]
+    assert len(rows) >= 8
+    for r in rows.itertuples():
+        assert f"{r.mean:g}" in text or f"{r.mean:.2f}" in text or f"{r.mean:.1f}" in text, (table, r)
