@@ -41,6 +41,7 @@ from ddbench.evaluation.protocols import Protocol, ProtocolConfig
 from ddbench.hookspecs import hookimpl
 from ddbench.methods.base import DistillContext, Method, check_ppc
 from ddbench.methods.gradient_matching import GradientMatchingMethod
+from ddbench.presets.base import Preset
 from ddbench.methods.iterative import IterativeConfig, IterativeMethod, IterativeState, PointsState
 from ddbench.ops.backends import farthest_point_sample
 from ddbench.ops.neighbors import ball_query, group, knn
@@ -75,6 +76,7 @@ __all__ = [
     "IterativeState",
     "PointsState",
     "GradientMatchingMethod",
+    "Preset",
     "SyntheticSet",
     # backbones
     "Backbone",

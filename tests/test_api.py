@@ -33,6 +33,7 @@ HOMES = {
     "IterativeState": "ddbench.methods.iterative",
     "PointsState": "ddbench.methods.iterative",
     "GradientMatchingMethod": "ddbench.methods.gradient_matching",
+    "Preset": "ddbench.presets.base",
     "SyntheticSet": "ddbench.synthetic.artifact",
     "Backbone": "ddbench.backbones.base",
     "BackboneFactory": "ddbench.backbones.base",

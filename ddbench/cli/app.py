@@ -20,6 +20,7 @@ from rich.table import Table as RichTable
 
 from ddbench import __version__
 from ddbench.cli.data import data_app
+from ddbench.cli.reports import reports_app
 from ddbench.errors import ConfigError, DDBenchError
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data_app, name="data")
+app.add_typer(reports_app)  # plot, render, report, compare
 out = Console(soft_wrap=True)
 #: listings are tables: give them room even when stdout is not a terminal (which rich treats as 80 columns)
 wide = Console(width=max(160, shutil.get_terminal_size((160, 40)).columns))
@@ -58,6 +60,40 @@ def split_ints(text: str | None, what: str) -> list[int] | None:
         return [int(n) for n in names]
     except ValueError:
         raise ConfigError(f"{what} must be comma-separated integers, got {text!r}") from None
+
+
+def parse_executor_options(items: list[str] | None) -> dict:
+    """``--executor-opt KEY=VALUE`` items -> options; ``a.b=v`` nests (``sbatch.mail-type=END``), ``v1,v2`` is a
+    list (``devices=0,1``)."""
+    from ddbench.config import parse_scalar
+
+    options: dict = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"cannot read --executor-opt {item!r}; write it as KEY=VALUE, e.g. workers=4")
+        value = [parse_scalar(v) for v in text.split(",")] if "," in text else parse_scalar(text)
+        *parents, leaf = [k.strip() for k in key.split(".")]
+        target = options
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    return options
+
+
+def executor_overrides(executor: str | None, items: list[str] | None, workers: str | None,
+                       file_values: dict | None) -> dict:
+    """``--executor``, ``--executor-opt`` and ``--workers`` as experiment overrides."""
+    from ddbench.config import parse_scalar
+
+    options = parse_executor_options(items)
+    if workers is not None:
+        options["workers"] = parse_scalar(workers)
+        file_executor = (file_values or {}).get("executor", "inprocess")
+        file_name = file_executor.get("name", "inprocess") if isinstance(file_executor, dict) else file_executor
+        if executor is None and file_name == "inprocess":
+            executor = "pool"
+    return {"executor": executor, "executor_config": options or None}
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -109,7 +145,9 @@ def run(
     results: Annotated[Optional[str], typer.Option(help="Results directory (default results/runs).")] = None,
     data_root: Annotated[Optional[str], typer.Option(help="Data root (default $DDBENCH_DATA).")] = None,
     cache_dir: Annotated[Optional[str], typer.Option(help="Prepared-data cache (default $DDBENCH_CACHE).")] = None,
-    executor: Annotated[Optional[str], typer.Option(help="Executor plugin (default inprocess).")] = None,
+    executor: Annotated[Optional[str], typer.Option(help="Where cells run: inprocess (default), pool, ray, slurm or a plugin (docs/running.md).")] = None,
+    executor_opt: Annotated[Optional[list[str]], typer.Option("--executor-opt", help="Executor option KEY=VALUE, e.g. partition=gpu, sbatch.mail-type=END (repeatable).")] = None,
+    workers: Annotated[Optional[str], typer.Option(help="Worker processes of the pool executor, or auto (implies --executor pool).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Re-run finished cells.")] = False,
     no_recompute: Annotated[bool, typer.Option("--no-recompute", help="Refuse (one-line error) instead of re-running a cell finished on other data.")] = False,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="COMPONENT.KEY=VALUE config override.")] = None,
@@ -117,7 +155,7 @@ def run(
 ) -> None:
     """Run a grid of dataset x method x PPC x backbones x seeds; finished cells are skipped."""
     from ddbench.pipeline import build_experiment, load_experiment_file, plan_grid, run_grid
-    from ddbench.runner.progress import RichReporter, describe_cell
+    from ddbench.runner.progress import RichReporter
 
     if selection is not None and selection not in ("final", "best_test"):
         raise ConfigError(f"--selection must be final or best_test, got {selection!r}")
@@ -130,16 +168,13 @@ def run(
         "epochs": epochs, "iterations": iterations, "selection": selection, "device": device,
         "eval_engine": eval_engine, "ensemble_size": ensemble_size,
         "eval_iterations": split_ints(eval_iterations, "--eval-iterations"),
-        "results": results, "data_root": data_root, "cache_dir": cache_dir, "executor": executor,
+        "results": results, "data_root": data_root, "cache_dir": cache_dir,
         "overwrite": overwrite or None, "no_recompute": no_recompute or None, **parse_set_options(set_),
+        **executor_overrides(executor, executor_opt, workers, file_values),
     }
     exp = build_experiment(file_values, overrides)
     if dry_run:
-        cells = plan_grid(exp)
-        for cell in cells:
-            out.print(f"{cell.cell_id}  ({describe_cell(cell.spec)})", highlight=False)
-        out.print(f"{len(cells)} cells")
-        return
+        return _print_cells(exp, plan_grid(exp))
     try:
         summary = run_grid(exp, RichReporter(err_console))
     except KeyboardInterrupt:
@@ -147,6 +182,20 @@ def run(
         raise typer.Exit(code=130) from None
     if summary.failed:
         raise typer.Exit(code=1)
+
+
+def _print_cells(exp, cells) -> None:
+    """``--dry-run``: the cells; with the slurm executor also the sbatch script of their job array."""
+    from ddbench.pipeline.run import build_executor
+    from ddbench.runner.progress import describe_cell
+
+    for cell in cells:
+        out.print(f"{cell.cell_id}  ({describe_cell(cell.spec)})", highlight=False)
+    out.print(f"{len(cells)} cells")
+    executor = build_executor(exp) if exp.executor != "inprocess" else None
+    if hasattr(executor, "sbatch_script"):
+        out.print(f"sbatch script of the job array ({len(cells)} cells, finished ones included):")
+        out.print(executor.sbatch_script(exp.results, exp.device, max(len(cells), 1)), highlight=False, markup=False)
 
 
 # -- table / status ----------------------------------------------------------------------------------------------
@@ -167,6 +216,7 @@ def table(
     ppc: Annotated[Optional[str], typer.Option(help="Only these PPCs.")] = None,
     by: Annotated[str, typer.Option(help="Columns by ppc, or by budget (equal storage per class, from --budget-bytes runs).")] = "ppc",
     storage: Annotated[bool, typer.Option("--storage", help="Note each cell's stored bytes and clouds per class.")] = False,
+    significant: Annotated[bool, typer.Option("--significant", help="Bold and underline only where the best is significantly better than the next (Welch's t-test, p < 0.05; the tests are noted).")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.")] = None,
 ) -> None:
     """Print the results table (derived from the cell files) in the papers' layout."""
@@ -179,7 +229,8 @@ def table(
     if std not in ("nets", "draws"):
         raise ConfigError(f"--std must be nets or draws, got {std!r}")
     text = make_tables(split_names(results), format, metric, std, decimals, published, split_names(datasets),
-                       split_names(methods), iteration, layout, split_ints(ppc, "--ppc"), by, storage)
+                       split_names(methods), iteration, layout, split_ints(ppc, "--ppc"), by, storage,
+                       significant=significant)
     if output:
         with atomic_path(output) as tmp:
             tmp.write_text(text)
@@ -189,16 +240,36 @@ def table(
 
 
 @app.command()
-def status(results: Annotated[str, typer.Option(help="Results directory to read.")] = "results/runs") -> None:
-    """Summarise a results directory: finished and failed cells, with the errors."""
+def status(
+    results: Annotated[str, typer.Option(help="Results directory to read.")] = "results/runs",
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Summarise a results directory: finished and failed cells (with the errors), cells running now (worker,
+    host, since when, stage) and stale claims (their worker is gone; the next run takes them over)."""
+    from ddbench.runner.claims import read_claims
     from ddbench.tables.tidy import read_cells
 
     cells, bad = read_cells(results)
     ok = [c for c in cells if c.status == "ok"]
     failed = [c for c in cells if c.status == "failed"]
-    out.print(f"{len(ok)} ok, {len(failed)} failed, {len(bad)} unreadable cell files under {results}")
+    claims = read_claims(results) + read_claims(results, "distill")
+    running = [c for c in claims if c.state == "running"]
+    stale = [c for c in claims if c.state == "stale"]
+    if as_json:
+        sys.stdout.write(json.dumps({
+            "ok": [c.cell_id for c in ok], "failed": {c.cell_id: c.error for c in failed}, "unreadable": bad,
+            "running": [vars(c) for c in running], "stale": [vars(c) for c in stale]}, indent=2) + "\n")
+        return
+    out.print(f"{len(ok)} ok, {len(failed)} failed, {len(running)} running, {len(stale)} stale, {len(bad)} unreadable "
+              f"cell files under {results}", highlight=False)
     for c in failed:
         out.print(f"[red]failed[/] {c.cell_id}: {c.error}", highlight=False)
+    for c in running + stale:
+        what = f"{c.kind} {c.key}" if c.kind != "cell" else c.key
+        doing = f": {c.stage} {c.done}/{c.total}" if c.stage else ""
+        colour = "cyan" if c.state == "running" else "yellow"
+        out.print(f"[{colour}]{c.state}[/] {what} on {c.worker}@{c.host} (pid {c.pid}) since {c.since_text}{doing}",
+                  highlight=False)
     for b in bad:
         out.print(f"[yellow]unreadable[/] {b}", highlight=False)
 

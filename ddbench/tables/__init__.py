@@ -5,34 +5,21 @@ from pathlib import Path
 from ddbench.tables.layouts import Labels
 from ddbench.tables.tidy import aggregate, read_cells, tidy_frame
 
-__all__ = ["Labels", "aggregate", "make_tables", "read_cells", "tidy_frame"]
+__all__ = ["Labels", "aggregate", "build_tables", "make_tables", "read_cells", "tidy_frame"]
 
 
-def make_tables(results_dir, fmt="markdown", metric="oa", std="nets", decimals=1, published=None,
-                datasets=None, methods=None, iteration=None, layout="methods", ppc=None, by="ppc",
-                storage=False, labels: Labels | None = None) -> str:
-    """Render every like-with-like table found under ``results_dir`` (one directory or several) in ``fmt`` and
-    ``layout``. ``labels`` gives display names (``ddbench.pipeline.table_labels`` reads them from the installed
-    components); the full-data methods are those whose cells record that role."""
+def _no_cells_error(results_dir, cells):
     from ddbench.errors import DDBenchError
-    from ddbench.tables.layouts import (
-        LAYOUTS,
-        backbone_table_groups,
-        build_backbone_table,
-        build_table,
-        load_published,
-        table_groups,
-    )
-    from ddbench.tables.render import render
-    from ddbench.tables.tidy import select_iteration
 
-    if layout not in LAYOUTS:
-        raise DDBenchError(f"unknown table layout {layout!r}; use one of {', '.join(LAYOUTS)}")
-    if by not in ("ppc", "budget"):
-        raise DDBenchError(f"--by must be ppc or budget, got {by!r}")
-    cells, _ = read_cells(results_dir)
-    labels = Labels((labels or Labels()).display_names,
-                    frozenset(c.method for c in cells if c.method_role == "full_data"))
+    failed = sum(c.status == "failed" for c in cells)
+    where = results_dir if isinstance(results_dir, (str, Path)) else ", ".join(map(str, results_dir))
+    return DDBenchError(
+        f"no finished cells under {where} ({len(cells)} cell files, {failed} failed); "
+        "run `ddbench run` first or check the failures with `ddbench status`"
+    )
+
+
+def _selected_tidy(cells, datasets, methods, ppc):
     tidy = tidy_frame(cells)
     if datasets:
         tidy = tidy[tidy["dataset"].isin(datasets)]
@@ -40,25 +27,70 @@ def make_tables(results_dir, fmt="markdown", metric="oa", std="nets", decimals=1
         tidy = tidy[tidy["method"].isin(methods)]
     if ppc:
         tidy = tidy[tidy["ppc"].isin(ppc) | tidy["ppc"].isna()]
-    if fmt == "tidy":
-        return tidy.to_csv(index=False)
-    agg = aggregate(tidy if fmt == "long" else select_iteration(tidy, iteration), metric)
-    if fmt == "long":
-        return agg.to_csv(index=False)
+    return tidy
+
+
+def build_tables(results_dir, metric="oa", std="nets", decimals=1, published=None, datasets=None, methods=None,
+                 iteration=None, layout="methods", ppc=None, by="ppc", storage=False, labels: Labels | None = None,
+                 significant=False, alpha=0.05, cells=None) -> list:
+    """Every like-with-like table (:class:`ddbench.tables.render.Table`) of the cells under ``results_dir`` (one
+    directory or several; or the records ``cells`` already read) in ``layout``. ``significant``: bold and
+    underline only where Welch's t-test at ``alpha`` supports it (docs/results.md#tables)."""
+    from ddbench.errors import DDBenchError
+    from ddbench.tables.layouts import (
+        LAYOUTS,
+        attach_samples,
+        backbone_table_groups,
+        build_backbone_table,
+        build_table,
+        load_published,
+        table_groups,
+    )
+    from ddbench.tables.tidy import select_iteration
+
+    if layout not in LAYOUTS:
+        raise DDBenchError(f"unknown table layout {layout!r}; use one of {', '.join(LAYOUTS)}")
+    if by not in ("ppc", "budget"):
+        raise DDBenchError(f"--by must be ppc or budget, got {by!r}")
+    cells = read_cells(results_dir)[0] if cells is None else cells
+    labels = Labels((labels or Labels()).display_names,
+                    frozenset(c.method for c in cells if c.method_role == "full_data"))
+    tidy = select_iteration(_selected_tidy(cells, datasets, methods, ppc), iteration)
+    agg = aggregate(tidy, metric)
     if agg.empty:
-        failed = sum(c.status == "failed" for c in cells)
-        where = results_dir if isinstance(results_dir, (str, Path)) else ", ".join(map(str, results_dir))
-        raise DDBenchError(
-            f"no finished cells under {where} ({len(cells)} cell files, {failed} failed); "
-            "run `ddbench run` first or check the failures with `ddbench status`"
-        )
+        raise _no_cells_error(results_dir, cells)
     if by == "budget" and agg["budget_bytes"].isna().all():
         raise DDBenchError("no cell was run at a storage budget; run with --budget-bytes first")
+    if significant:
+        agg = attach_samples(agg, tidy, metric)
     pub = load_published(None if published == "all" else published) if published else None
     groups, build = (table_groups, build_table) if layout == "methods" else (backbone_table_groups, build_backbone_table)
-    parts = [render(build({**spec, "iteration": iteration}, sub, std, decimals, metric, pub, by, storage, labels),
-                    fmt, decimals)
-             for spec, sub in groups(agg, labels)]
-    if not parts:
+    tables = [build({**spec, "iteration": iteration}, sub, std, decimals, metric, pub, by, storage, labels,
+                    significant, alpha)
+              for spec, sub in groups(agg, labels)]
+    if not tables:
         raise DDBenchError(f"nothing to show in the {layout} layout (it needs methods with a PPC)")
-    return "\n".join(parts)
+    return tables
+
+
+def make_tables(results_dir, fmt="markdown", metric="oa", std="nets", decimals=1, published=None,
+                datasets=None, methods=None, iteration=None, layout="methods", ppc=None, by="ppc",
+                storage=False, labels: Labels | None = None, significant=False) -> str:
+    """Render every like-with-like table found under ``results_dir`` (one directory or several) in ``fmt`` and
+    ``layout``. ``labels`` gives display names (``ddbench.pipeline.table_labels`` reads them from the installed
+    components); the full-data methods are those whose cells record that role. ``significant``: bold and
+    underline only where the best is significantly better than the next (Welch's t-test, p < 0.05)."""
+    from ddbench.errors import DDBenchError
+    from ddbench.tables.layouts import LAYOUTS
+    from ddbench.tables.render import render
+
+    if layout not in LAYOUTS:
+        raise DDBenchError(f"unknown table layout {layout!r}; use one of {', '.join(LAYOUTS)}")
+    if by not in ("ppc", "budget"):
+        raise DDBenchError(f"--by must be ppc or budget, got {by!r}")
+    if fmt in ("tidy", "long"):
+        tidy = _selected_tidy(read_cells(results_dir)[0], datasets, methods, ppc)
+        return tidy.to_csv(index=False) if fmt == "tidy" else aggregate(tidy, metric).to_csv(index=False)
+    tables = build_tables(results_dir, metric, std, decimals, published, datasets, methods, iteration, layout, ppc,
+                          by, storage, labels, significant)
+    return "\n".join(render(t, fmt, decimals) for t in tables)

@@ -34,6 +34,8 @@ class Row:
     span: dict[str, Value] | None = None
     #: a short note shown beside a value (the PPC chosen for a storage budget, the storage per class)
     notes: dict[Column, str] = field(default_factory=dict)
+    #: per column, the per-net values of each draw seed behind the value (for ``--significant``)
+    samples: dict[Column, dict[int, list[float]]] = field(default_factory=dict)
 
     def value(self, col: Column) -> Value | None:
         return self.span.get(col[0]) if self.span is not None else self.values.get(col)
