@@ -15,3 +15,6 @@ done
 # the published experiments side by side, one table per like-with-like group (not results/runs/: local runs)
 ddbench table --results "$(IFS=,; echo "${published[*]}")" --format markdown --published all --datasets modelnet10 --output results/table.md
 echo "wrote results/table.md"
+# our ModelNet10 cells beside SADM's Table 1 (ours, published, difference, within ±2 std, marks)
+ddbench table --preset sadm2025.table1 --results "$(IFS=,; echo "${published[*]}")" --datasets modelnet10 --output results/table_sadm2025_table1.md
+echo "wrote results/table_sadm2025_table1.md"

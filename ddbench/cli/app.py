@@ -217,20 +217,26 @@ def table(
     by: Annotated[str, typer.Option(help="Columns by ppc, or by budget (equal storage per class, from --budget-bytes runs).")] = "ppc",
     storage: Annotated[bool, typer.Option("--storage", help="Note each cell's stored bytes and clouds per class.")] = False,
     significant: Annotated[bool, typer.Option("--significant", help="Bold and underline only where the best is significantly better than the next (Welch's t-test, p < 0.05; the tests are noted).")] = False,
+    preset: Annotated[Optional[str], typer.Option(help="Set our cells beside a published table (ddbench list presets): ours, published, difference, within ±2 std, marks.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.")] = None,
 ) -> None:
     """Print the results table (derived from the cell files) in the papers' layout."""
     from ddbench.io import atomic_path
     from ddbench.pipeline import make_tables
+    from ddbench.pipeline.components import preset_table
     from ddbench.tables.render import FORMATS
 
     if format not in (*FORMATS, "tidy", "long"):
         raise ConfigError(f"unknown --format {format!r}; use {', '.join(FORMATS)}, tidy or long")
     if std not in ("nets", "draws"):
         raise ConfigError(f"--std must be nets or draws, got {std!r}")
-    text = make_tables(split_names(results), format, metric, std, decimals, published, split_names(datasets),
-                       split_names(methods), iteration, layout, split_ints(ppc, "--ppc"), by, storage,
-                       significant=significant)
+    if preset:
+        text = preset_table(preset, split_names(results), format, decimals, split_names(datasets),
+                            split_names(methods), split_ints(ppc, "--ppc"))
+    else:
+        text = make_tables(split_names(results), format, metric, std, decimals, published, split_names(datasets),
+                           split_names(methods), iteration, layout, split_ints(ppc, "--ppc"), by, storage,
+                           significant=significant)
     if output:
         with atomic_path(output) as tmp:
             tmp.write_text(text)

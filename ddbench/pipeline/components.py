@@ -52,6 +52,10 @@ def component_rows(kind: str, data_root=None) -> list[dict[str, Any]]:
         if kind == "dataset":
             present, where = info.cls(None, resolve_data_root(data_root), None).availability()
             row["data"] = "present: " + where if present else "missing"
+        if kind == "preset":
+            row.update(table=f"{info.cls.source} table {info.cls.table}", layout=info.cls.layout,
+                       limitations=info.cls.limitations)
+            row.pop("defaults")
         if kind == "backbone":
             row["parameters(K=40)"] = info.cls(None, 40).num_parameters()
             row["provides"] = ",".join(sorted(info.cls.provides))
@@ -86,3 +90,27 @@ def component_kinds() -> tuple[str, ...]:
     from ddbench.registry import KINDS
 
     return KINDS
+
+
+def preset_table(name: str, results, fmt: str = "markdown", decimals: int = 1, datasets=None, methods=None,
+                 ppc=None) -> str:
+    """Our cells under ``results`` beside preset ``name``'s published table (docs/presets.md)."""
+    from ddbench.tables import read_cells
+    from ddbench.tables.layouts import load_published
+    from ddbench.tables.preset import comparison_frame, render_comparison
+
+    preset = get_registries().preset.get(name).cls
+    published = load_published(preset.source)
+    published = published[published["table"] == preset.table]
+    if datasets:
+        published = published[published["dataset"].isin(datasets)]
+    if methods:
+        published = published[published["method"].isin(methods)]
+    if ppc:
+        published = published[published["ppc"].isin(ppc) | published["ppc"].isna()]
+    records, _ = read_cells(results)
+    keep = [r for r in records if (not datasets or r.dataset in datasets) and (not methods or r.method in methods)
+            and (not ppc or r.ppc in ppc or r.ppc is None)]
+    frame = comparison_frame(keep, published, preset.paper_release, decimals, preset.metric, table_labels())
+    title = f"{preset.title} ({name}).{' ' + preset.limitations[0].upper() + preset.limitations[1:] + '.' if preset.limitations else ''}"
+    return render_comparison(frame, fmt, title)

@@ -11,6 +11,7 @@ KIND_ALIASES = {
     "methods": "method", "method": "method", "backbones": "backbone", "backbone": "backbone",
     "datasets": "dataset", "dataset": "dataset", "protocols": "protocol", "protocol": "protocol",
     "executors": "executor", "executor": "executor", "transforms": "transform", "transform": "transform",
+    "presets": "preset", "preset": "preset",
 }
 
 

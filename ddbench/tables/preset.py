@@ -63,7 +63,7 @@ def _row(key, mine, pub_mean, pub_std, paper_release: str, decimals: int, labels
     dataset, method, ppc, backbone = key
     marks = list(mine["marks"]) if mine else []
     if mine and mine["release"] and paper_release and paper_release not in mine["release"]:
-        marks.append(f"other data release ({mine['release']}; the paper: {paper_release})")
+        marks.append(f"other data release ({mine['release'].split(',')[0]}; the paper: {paper_release})")
     diff = mine["mean"] - pub_mean if mine and not pd.isna(pub_mean) else np.nan
     return {"method": labels.display_name("method", method), "dataset": labels.display_name("dataset", dataset),
             "ppc": "" if ppc is None else ppc, "backbone": backbone,
