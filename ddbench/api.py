@@ -41,12 +41,12 @@ from ddbench.evaluation.protocols import Protocol, ProtocolConfig
 from ddbench.hookspecs import hookimpl
 from ddbench.methods.base import DistillContext, Method, check_ppc
 from ddbench.methods.gradient_matching import GradientMatchingMethod
-from ddbench.presets.base import Preset
 from ddbench.methods.iterative import IterativeConfig, IterativeMethod, IterativeState, PointsState
 from ddbench.ops.backends import farthest_point_sample
 from ddbench.ops.neighbors import ball_query, group, knn
 from ddbench.ops.rotation import apply_rotation, random_rotation_matrices
 from ddbench.ops.sampling import gather_points
+from ddbench.presets.base import Preset
 from ddbench.runner.progress import Reporter
 from ddbench.synthetic.artifact import SyntheticSet
 
