@@ -13,6 +13,10 @@ Example (TOML)::
     [method_config.herding]
     embedding = "trained"
 
+    [executor]          # where the cells run (docs/running.md); a plain name works too: executor = "pool"
+    name = "pool"
+    workers = 4
+
 Keys are those of :class:`ExperimentConfig`; an unknown key is an error that names the known ones.
 """
 
@@ -23,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ddbench.config import format_validation_error
 from ddbench.errors import ConfigError
@@ -63,14 +67,26 @@ class ExperimentConfig(BaseModel):
     results: str = "results/runs"
     data_root: str | None = None
     cache_dir: str | None = None
-    executor: str = "inprocess"
-    executor_config: dict[str, Any] = Field(default_factory=dict)
+    executor: str = Field("inprocess", description="inprocess, pool, ray, slurm or a plugin's; in a file also a "
+                          "table: [executor] name = \"pool\", workers = 4, ...")
+    executor_config: dict[str, Any] = Field(default_factory=dict, description="the executor's options")
     overwrite: bool = False
     no_recompute: bool = Field(False, description="a cell finished on other data is an error instead of re-running")
     method_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
     dataset_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
     backbone_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
     protocol_config: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _executor_table(cls, values: Any) -> Any:
+        """``executor = {name = ..., options...}`` -> ``executor`` + ``executor_config``."""
+        if isinstance(values, dict) and isinstance(values.get("executor"), dict):
+            values = dict(values)
+            table = split_executor_table(values["executor"])
+            values["executor"] = table.pop("name")
+            values["executor_config"] = {**table, **(values.get("executor_config") or {})}
+        return values
 
     @field_validator("ppc", "seeds")
     @classmethod
@@ -107,11 +123,35 @@ def load_experiment_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def split_executor_table(table: dict[str, Any]) -> dict[str, Any]:
+    """An ``[executor]`` table, checked: it names its executor (``name``); the other keys are its options."""
+    if not isinstance(table.get("name", "inprocess"), str):
+        raise ConfigError("[executor] name must be an executor's name, e.g. name = \"pool\"")
+    return {"name": "inprocess", **table}
+
+
+def _merge_executor(values: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """The file's executor (a name or an [executor] table) with the CLI's ``--executor`` and ``--executor-opt``:
+    options given on the command line win; the file's options are dropped when the CLI names another executor."""
+    if isinstance(values.get("executor"), dict):
+        table = split_executor_table(values["executor"])
+        values["executor"] = table.pop("name")
+        values["executor_config"] = {**table, **(values.get("executor_config") or {})}
+    name = overrides.get("executor")
+    if name is not None and name != values.get("executor", "inprocess"):
+        values["executor_config"] = {}
+    if name is not None:
+        values["executor"] = name
+    if overrides.get("executor_config"):
+        values["executor_config"] = {**(values.get("executor_config") or {}), **overrides["executor_config"]}
+
+
 def build_experiment(file_values: dict[str, Any] | None, overrides: dict[str, Any]) -> ExperimentConfig:
     """Merge file values with CLI overrides (overrides win; ``None`` means 'not given')."""
     values = dict(file_values or {})
+    _merge_executor(values, overrides)
     for key, value in overrides.items():
-        if value is None:
+        if value is None or key in ("executor", "executor_config"):
             continue
         if key in ("method_config", "dataset_config", "backbone_config") and isinstance(value, dict):
             merged = {k: dict(v) for k, v in values.get(key, {}).items()}

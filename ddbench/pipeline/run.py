@@ -30,17 +30,31 @@ def plan_grid(exp: ExperimentConfig, reg: Registries | None = None) -> list[Reso
     return expand_grid(exp, reg, resolve_data_root(exp.data_root), resolve_cache_dir(exp.cache_dir))
 
 
+def build_executor(exp: ExperimentConfig, reg: Registries | None = None):
+    """The experiment's executor, built with its validated options (a missing extra fails here, in one line)."""
+    reg = reg or get_registries()
+    ex_info = reg.executor.get(exp.executor)
+    return ex_info.cls(ex_info.make_config(exp.executor_config))
+
+
 def run_grid(exp: ExperimentConfig, reporter: Reporter | None = None) -> GridSummary:
     """Resolve ``exp`` and run its unfinished cells on the experiment's executor."""
     reg = get_registries()
-    resolve_device(exp.device)  # fail before the grid when the device is unusable
+    executor = build_executor(exp, reg)
+    if getattr(executor, "remote", False):
+        check_device_name(exp.device)  # the cells run on other machines, whose devices count
+    else:
+        resolve_device(exp.device)  # fail before the grid when the device is unusable
     cells = plan_grid(exp, reg)
-    ex_info = reg.executor.get(exp.executor)
-    executor = ex_info.cls(ex_info.make_config(exp.executor_config))
     settings = RunSettings(Path(exp.results), exp.device, exp.eval_engine, exp.ensemble_size,
                            resolve_data_root(exp.data_root), resolve_cache_dir(exp.cache_dir), exp.overwrite,
                            exp.no_recompute)
     return run_cells(cells, executor, settings, reporter)
+
+
+def check_device_name(device: str) -> None:
+    if device not in ("auto", "cpu") and not device.startswith("cuda"):
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda[:N]")
 
 
 @dataclass(frozen=True)

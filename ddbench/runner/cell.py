@@ -25,6 +25,7 @@ from ddbench.errors import ArtifactError, DataError, DDBenchError
 from ddbench.evaluation.evaluate import evaluate_synthetic
 from ddbench.io import write_json_atomic
 from ddbench.methods.base import DistillContext
+from ddbench.runner.claims import Claim
 from ddbench.synthetic.artifact import load_artifact, manifest_path, save_artifact
 
 #: cell progress: (stage, done, total)
@@ -164,12 +165,27 @@ def distill_artifact_record(cell: ResolvedCell) -> dict[str, Any]:
 
 
 def _distill(task: CellTask, train, device, progress: CellProgress):
-    """(synthetic set, manifest, seconds, memory record, snapshots): reuses matching artifacts if present."""
-    spec = task.spec
+    """(synthetic set, manifest, seconds, memory record, snapshots): reuses matching artifacts if present.
+
+    Cells that share one distillation wait for its artifact instead of computing it again: the distillation is
+    claimed (``claims/distill/<distill key>.lock``), and a cell that finds it claimed waits, then reuses it.
+    """
     existing = _load_existing(task)
-    if existing is not None:
-        synth, manifest, snapshots = existing
-        return synth, manifest, 0.0, {"reused_artifact": True}, snapshots
+    if existing is None:
+        with Claim(task.results_dir, task.spec.distill_key, kind="distill") as claim:
+            claim.wait(lambda holder: progress(f"waiting for the distillation by {holder.worker if holder else '?'}"
+                                               f" on {holder.host if holder else '?'}", 0, 1))
+            existing = _load_existing(task)  # made by the worker waited for
+            if existing is None:
+                made = _distill_now(task, train, device, progress)
+                claim.log("distilled")
+                return made
+    synth, manifest, snapshots = existing
+    return synth, manifest, 0.0, {"reused_artifact": True}, snapshots
+
+
+def _distill_now(task: CellTask, train, device, progress: CellProgress):
+    spec = task.spec
     ctx = distill_context(task.cell, train, device, task.settings.cache_dir, progress,
                           Path(task.results_dir) / "checkpoints" / f"{spec.distill_key}.pt")
     start = time.perf_counter()
@@ -260,9 +276,56 @@ def _compute(task: CellTask, record: dict[str, Any], progress: CellProgress, t0:
     record["status"] = "ok"
 
 
-def execute_cell(task: CellTask, progress: CellProgress | None = None) -> CellOutcome:
-    """Run ``task`` to completion and write its record (ok or failed)."""
+def execute_cell(task: CellTask, progress: CellProgress | None = None, claim: bool = True) -> CellOutcome:
+    """Claim ``task``'s cell, run it to completion and write its record (ok or failed).
+
+    The claim (:mod:`ddbench.runner.claims`) keeps every other worker of the results directory off the cell while
+    it runs. When another worker holds it, nothing runs and the outcome's status is ``busy`` (its ``error`` names
+    the holder); when another worker finished it in the meantime, its record is read back (status ``done``).
+    ``claim=False`` runs the cell without claiming it (the caller holds the claim, or nobody else can run it).
+    """
     progress = progress or (lambda stage, done, total: None)
+    if not claim:
+        return _run_cell(task, progress)
+    held = Claim(task.results_dir, task.spec.cell_id)
+    if not held.try_acquire():
+        holder = held.holder()
+        return CellOutcome(task.spec.cell_id, "busy", str(cell_path(task.results_dir, task.spec)),
+                           error=f"running on {holder.describe()}" if holder else "claimed by another worker")
+    try:
+        finished = finished_outcome(task)
+        if finished is not None:
+            return finished
+
+        def report(stage: str, done: int, total: int) -> None:
+            held.progress(stage, done, total)
+            progress(stage, done, total)
+
+        outcome = _run_cell(task, report)
+        held.log("finished", status=outcome.status)
+        return outcome
+    finally:
+        held.release()
+
+
+def finished_outcome(task: CellTask) -> CellOutcome | None:
+    """The outcome of ``task``'s cell when it is finished on its data (with ``--overwrite``: since the grid
+    started), e.g. by another worker; else None."""
+    path = cell_path(task.results_dir, task.spec)
+    if cell_state(task.results_dir, task.cell) != "done":
+        return None
+    try:
+        if path.stat().st_mtime < task.artifact_fresh_after:
+            return None
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    summary = {k: raw.get("results", {}).get(k) for k in ("oa_mean", "oa_std", "macc_mean", "macc_std", "num_nets")}
+    return CellOutcome(task.spec.cell_id, "done", str(path), summary)
+
+
+def _run_cell(task: CellTask, progress: CellProgress) -> CellOutcome:
+    """Run ``task`` to completion and write its record (ok or failed)."""
     out_path = cell_path(task.results_dir, task.spec)
     t0 = time.perf_counter()
     record = _header(task.cell)

@@ -1,6 +1,8 @@
 """Executors run cell tasks. The runner hands over tasks and a reporter; an executor decides where and how
-cells run (in this process now; a process pool or a cluster scheduler can be added as a plugin through the
-``register_executors`` hook without touching the runner)."""
+cells run: ``inprocess`` (here, one after another), ``pool`` (local worker processes), ``ray`` (Ray tasks) and
+``slurm`` (SLURM jobs through submitit); more can be added as plugins through the ``register_executors`` hook
+without touching the runner (docs/running.md).
+"""
 
 from __future__ import annotations
 
@@ -17,8 +19,9 @@ class Executor(Component):
     """Base class of executor plugins: ``run`` yields one :class:`CellOutcome` per task, in any order.
 
     A task is self-contained (spec, results dir, device, data root, cache dir) and :func:`execute_cell`
-    writes the cell's result file itself, so remote workers need no channel back to the runner beyond the
-    shared results directory.
+    claims the cell and writes its result file itself, so remote workers need no channel back to the runner
+    beyond the shared results directory. An outcome with status ``busy`` (another worker holds the cell) is
+    waited for by the runner.
     """
 
     kind: ClassVar[str] = "executor"
@@ -28,6 +31,16 @@ class Executor(Component):
 
     def run(self, tasks: list[CellTask], reporter: Reporter) -> Iterator[CellOutcome]:
         raise NotImplementedError
+
+
+def spread_shared_distillations(tasks: list[CellTask]) -> list[CellTask]:
+    """``tasks`` reordered so that cells sharing one distillation come as far apart as they can (the first cell
+    of every distillation, then the second, ...): parallel workers then rarely wait for each other's artifact."""
+    groups: dict[str, list[CellTask]] = {}
+    for task in tasks:
+        groups.setdefault(task.spec.distill_key, []).append(task)
+    depth = max((len(g) for g in groups.values()), default=0)
+    return [g[i] for i in range(depth) for g in groups.values() if i < len(g)]
 
 
 class InProcessConfig(ComponentConfig):
