@@ -19,7 +19,8 @@ CPU = torch.device("cpu")
 def test_sadm_protocol_reference_values():
     cfg = SADMProtocol.Config()
     assert (cfg.backbone, cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay) == ("pointnet", "sgd", 0.01, 0.9, 5e-4)
-    assert (cfg.epochs, cfg.step_epoch, cfg.batch_size, cfg.num_nets) == (500, 251, 8, 10)
+    # v2: the released loop's range(500 + 1) epochs, lr step after its 0-based epoch 251 (1-based 253)
+    assert (cfg.epochs, cfg.step_epoch, cfg.batch_size, cfg.num_nets) == (501, 253, 8, 10)
     assert cfg.selection == "final" and cfg.augmentation == "none" and cfg.renormalize_synthetic
     assert cfg.net_seeds(0) == list(range(1996, 2006))
     assert cfg.net_seeds(2, 3) == [3996, 3997, 3998]
@@ -28,14 +29,16 @@ def test_sadm_protocol_reference_values():
 def test_dd3d_protocol_reference_values_and_no_test_selection_by_default():
     cfg = DD3DProtocol.Config()
     assert (cfg.backbone, cfg.optimizer, cfg.lr, cfg.weight_decay) == ("pointnet_in", "adam", 1e-3, 5e-4)
-    assert (cfg.epochs, cfg.schedule, cfg.lr_min, cfg.batch_size, cfg.augmentation) == (200, "cosine", 1e-4, 256, "dd3d")
+    # v2: the released loop's range(200 + 1) epochs
+    assert (cfg.epochs, cfg.schedule, cfg.lr_min, cfg.batch_size, cfg.augmentation) == (201, "cosine", 1e-4, 256, "dd3d")
     assert cfg.selection == "final"
 
 
 def test_step_schedule_and_epoch_override():
     cfg = SADMProtocol.Config()
-    assert lr_for_epoch(cfg, 0) == 0.01 and lr_for_epoch(cfg, 249) == 0.01
-    assert lr_for_epoch(cfg, 250) == pytest.approx(0.001)  # epoch 251 (1-based)
+    # v2, as the released loop: lr 0.01 for 252 epochs (0-based 0..251), then 0.001 from 1-based epoch 253
+    assert lr_for_epoch(cfg, 0) == 0.01 and lr_for_epoch(cfg, 251) == 0.01
+    assert lr_for_epoch(cfg, 252) == pytest.approx(0.001)
     short = cfg.with_epochs(50)
     assert short.epochs == 50 and short.step_epoch == 26
     assert lr_for_epoch(short, 24) == 0.01 and lr_for_epoch(short, 25) == pytest.approx(0.001)

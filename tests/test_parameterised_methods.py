@@ -455,9 +455,11 @@ def test_3ddp_partition_cache_gives_the_partitions_and_weights_computed_from_the
 def test_3ddp_iteration_matches_the_uncached_loss():
     c, method, state = tiny_3ddp()
     torch.manual_seed(3)
-    reals = method.real_batches(c, 2, torch.Generator().manual_seed(9))
+    gen = torch.Generator().manual_seed(9)
+    warmup = method.real_batches(c, method.config.warmup_per_class, gen)  # v2: its own draw, first
+    reals = method.real_batches(c, method.config.real_batch, gen)
     with torch.no_grad():
-        expected = float(method.matching_loss(c, state, method.warmed_net(c, torch.cat(reals)), reals))
+        expected = float(method.matching_loss(c, state, method.warmed_net(c, torch.cat(warmup)), reals))
     torch.manual_seed(3)
     got = method.iteration(c, state, torch.Generator().manual_seed(9), 1)  # same draw, same net, cached sides
     assert got == pytest.approx(expected, rel=1e-5)

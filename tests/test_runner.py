@@ -76,7 +76,7 @@ def test_quick_run_overrides_are_recorded_as_deviations(tmp_path):
     spec = plan_grid(exp)[0]
     devs = {d.legacy_what(): d.legacy() for d in spec.deviations}
     assert devs["eval_nets"]["used"] == 1 and devs["eval_nets"]["reference"] == 10
-    assert devs["epochs"]["used"] == 2 and devs["epochs"]["reference"] == 500
+    assert devs["epochs"]["used"] == 2 and devs["epochs"]["reference"] == 501
     assert devs["method herding: embedding"]["used"] == "random"
     assert spec.protocol_config["num_nets"] == 1 and spec.protocol_config["epochs"] == 2
 
@@ -154,7 +154,7 @@ def test_run_writes_one_complete_json_per_cell_and_resumes(tmp_path):
     assert len(files) == 4
     rec = json.loads(files[0].read_text())
     assert REQUIRED_KEYS <= set(rec)
-    assert rec["status"] == "ok" and rec["protocol"] == "sadm" and rec["protocol_version"] == "1"
+    assert rec["status"] == "ok" and rec["protocol"] == "sadm" and rec["protocol_version"] == "2"
     env = rec["environment"]
     assert env["device"] == "cpu" and {"torch", "numpy", "python", "ddbench"} <= set(env["versions"])
     assert rec["seeds"]["eval_nets"] == [1996]

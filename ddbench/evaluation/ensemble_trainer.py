@@ -1,8 +1,10 @@
 """Training the evaluation nets of a cell as one batched ensemble (see :mod:`ddbench.evaluation.ensemble`).
 
 The loop mirrors :func:`ddbench.evaluation.trainer.train_and_test` step for step: the same initialisation per
-seed, the same per-seed data-order and augmentation generators, the same schedule and optimiser re-creation,
-the same divergence check and the same selection rule. Only the arithmetic is batched.
+seed, the same batch-order generator per member (:func:`~ddbench.evaluation.trainer.order_generator`: under
+``data_order = shared`` every member draws the same order, as every sequential net does) and augmentation
+generator, the same schedule and optimiser re-creation, the same divergence check and the same selection rule.
+Only the arithmetic is batched.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from ddbench.evaluation.trainer import (
     augment,
     build_evaluation_net,
     diverged,
-    epoch_batches,
     lr_for_epoch,
     make_optimizer,
+    order_batches,
+    order_generator,
     schedule_step,
 )
 
@@ -64,7 +67,7 @@ def train_ensemble_epoch(ensemble, opt, points, labels, cfg: ProtocolConfig, see
     """One epoch of every member, step by step as the sequential loop does; returns each member's mean loss."""
     ensemble.train()
     total, count = torch.zeros(len(seeds)), 0
-    for step_idx in zip(*(epoch_batches(len(points), cfg.batch_size, g) for g in data_gens), strict=True):
+    for step_idx in zip(*(order_batches(cfg, len(points), g) for g in data_gens), strict=True):
         batch = torch.stack([augment(cfg, points[i.to(device)], g) for i, g in zip(step_idx, aug_gens, strict=True)])
         batch_labels = torch.stack([labels[i.to(device)] for i in step_idx])
         member_loss = ensemble_cross_entropy(ensemble(batch), batch_labels)
@@ -99,7 +102,7 @@ def train_and_test_ensemble(
     if device.type != "cpu":  # masks come from per-member device generators seeded from the member's seed
         dropout_gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
     ensemble.set_generators(dropout_gens)
-    data_gens = [torch.Generator().manual_seed(s) for s in seeds]
+    data_gens = [order_generator(cfg, s) for s in seeds]
     aug_gens = [torch.Generator().manual_seed(s + 7_919) for s in seeds]
     points, labels = train_points.to(device), train_labels.to(device)
     E = len(seeds)

@@ -1,4 +1,13 @@
-"""Training evaluation nets on a synthetic set and testing them on the real test set."""
+"""Training evaluation nets on a synthetic set and testing them on the real test set.
+
+The loop is the released SADM evaluation's (``evaluate_synset``, github.com/donguk071/SADM@036cb97 utils.py:331-370)
+under the ``sadm`` protocol, DD3D's (github.com/bdy9527/DD3D@a500ab4 utils.py:302-354) under ``dd3d``: per epoch,
+the lr and optimiser of that epoch (a step re-creates the optimiser when the protocol says so, SADM utils.py:351-353),
+then one pass over the set in the protocol's batch order; the test set is scored in eval mode after the last epoch
+(or after every epoch for ``best_test``). Random streams of a net (docs/protocols.md#seeds-and-the--of-a-number):
+``torch.manual_seed(seed)`` before the network is built (its initialisation, then its dropout masks);
+:func:`order_generator` for the batch order; a generator seeded ``seed + 7919`` for augmentation.
+"""
 
 from __future__ import annotations
 
@@ -40,26 +49,36 @@ class NetResult:
 class Canonicalised(torch.nn.Module):
     """A backbone behind PCA canonicalisation (the dd3d protocol's sign-fixing wrapper)."""
 
-    def __init__(self, backbone: Backbone, sign: str):
+    def __init__(self, backbone: Backbone, sign: str, frame: str = "pca"):
         super().__init__()
         from ddbench.ops.canonical import Canonicaliser
 
-        self.canonicaliser = Canonicaliser(sign)
+        self.canonicaliser = Canonicaliser(sign, frame=frame)
         self.backbone = backbone
 
     def forward(self, points: torch.Tensor):
         return self.backbone(self.canonicaliser(points))
 
 
-def build_evaluation_net(cfg: ProtocolConfig, num_classes: int, network: BackboneFactory) -> torch.nn.Module:
+def canonical_frame(cfg: ProtocolConfig, test: PointCloudSet | None = None) -> str:
+    """The frame the canonicalising wrapper uses: the protocol's, or for ``auto`` ``given`` (sign only, DD3D's
+    InvariantWrapper, CINR.py:252-253) when the test set is served PCA-canonicalised, else ``pca``."""
+    if cfg.canonical_frame != "auto":
+        return cfg.canonical_frame
+    served = test is not None and "pca" in str(getattr(test, "meta", {}).get("setting", ""))
+    return "given" if served else "pca"
+
+
+def build_evaluation_net(cfg: ProtocolConfig, num_classes: int, network: BackboneFactory,
+                         frame: str = "pca") -> torch.nn.Module:
     """A fresh evaluation net: ``network`` (the protocol's backbone with its config, resolved by the pipeline)
-    behind the protocol's canonicalisation, if any."""
+    behind the protocol's canonicalisation, if any, in ``frame`` (:func:`canonical_frame`)."""
     if network.name != cfg.backbone:
         raise ValueError(f"the evaluation network {network.name!r} is not the protocol's backbone {cfg.backbone!r}")
     net = network(num_classes)
     if cfg.canonicalise == "none":
         return net
-    return Canonicalised(net, "sin" if cfg.canonicalise == "pca" else "learned")
+    return Canonicalised(net, "sin" if cfg.canonicalise == "pca" else "learned", frame)
 
 
 def lr_for_epoch(cfg: ProtocolConfig, epoch: int) -> float:
@@ -70,7 +89,8 @@ def lr_for_epoch(cfg: ProtocolConfig, epoch: int) -> float:
         if cfg.step_epoch is not None and epoch + 1 >= cfg.step_epoch:
             return cfg.lr * cfg.step_gamma
         return cfg.lr
-    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * epoch / cfg.epochs))
+    period = max(1, cfg.epochs - 1) if cfg.cosine_reaches_min == "at_last" else cfg.epochs
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * epoch / period))
 
 
 def make_optimizer(cfg: ProtocolConfig, params, lr: float) -> torch.optim.Optimizer:
@@ -89,6 +109,35 @@ def schedule_step(cfg: ProtocolConfig, opt: torch.optim.Optimizer, net: torch.nn
             for group in opt.param_groups:
                 group["lr"] = new_lr
     return opt, new_lr
+
+
+def order_generator(cfg: ProtocolConfig, seed: int) -> torch.Generator:
+    """The generator a net's batch order is drawn from: seeded ``order_seed`` for every net (``shared``, the SADM
+    code's ``g.manual_seed(0)``, utils.py:341-342) or with the net's own seed (``per_net``)."""
+    return torch.Generator().manual_seed(cfg.order_seed if cfg.data_order == "shared" else seed)
+
+
+def loader_epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """One epoch of the index batches of ``DataLoader(dataset_of_n, batch_size, shuffle=True, generator=g)``, drawing
+    from ``g`` exactly as that loader does (torch 2.x): the iterator's base seed (one int64,
+    ``_BaseDataLoaderIter.__init__``), ``RandomSampler``'s permutation, and the sampler's trailing
+    ``randperm(n)[:n % n]``, drawn when the exhausted sampler is asked for one more batch. A last batch of one
+    cloud is merged into the previous one, as in :func:`epoch_batches`."""
+    torch.empty((), dtype=torch.int64).random_(generator=generator)
+    perm = torch.randperm(n, generator=generator)
+    torch.randperm(n, generator=generator)
+    batches = list(perm.split(batch_size))
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        last = batches.pop()
+        batches[-1] = torch.cat([batches[-1], last])
+    return batches
+
+
+def order_batches(cfg: ProtocolConfig, n: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """The index batches of one epoch in the protocol's batch order."""
+    if cfg.data_order == "shared":
+        return loader_epoch_batches(n, cfg.batch_size, generator)
+    return epoch_batches(n, cfg.batch_size, generator)
 
 
 def diverged(cfg: ProtocolConfig, seed: int, epoch: int) -> TrainingDivergedError:
@@ -146,8 +195,8 @@ def train_and_test(
     its :class:`NetResult` (and the trained net if ``return_net``)."""
     start = time.perf_counter()
     torch.manual_seed(seed)  # initialisation and dropout masks
-    net = build_evaluation_net(cfg, num_classes, network).to(device)
-    data_gen = torch.Generator().manual_seed(seed)
+    net = build_evaluation_net(cfg, num_classes, network, canonical_frame(cfg, test)).to(device)
+    data_gen = order_generator(cfg, seed)
     aug_gen = torch.Generator().manual_seed(seed + 7_919)
     points, labels = train_points.to(device), train_labels.to(device)
     lr = lr_for_epoch(cfg, 0)
@@ -159,7 +208,7 @@ def train_and_test(
         opt, lr = schedule_step(cfg, opt, net, epoch, lr)
         net.train()
         total, count = 0.0, 0
-        for idx in epoch_batches(len(points), cfg.batch_size, data_gen):
+        for idx in order_batches(cfg, len(points), data_gen):
             batch = augment(cfg, points[idx.to(device)], aug_gen)
             loss = F.cross_entropy(net(batch).logits, labels[idx.to(device)])
             if not torch.isfinite(loss):
@@ -190,8 +239,17 @@ def train_and_test(
 
 
 def prepare_synthetic_points(points: torch.Tensor, cfg: ProtocolConfig) -> torch.Tensor:
+    """The synthetic clouds as the nets train on them: re-normalised to the unit sphere when the protocol says so
+    (SADM utils.py:333 ``pc_normalize_batch``; DD3D gm_inr.py:216 ``provider.normalize_data``, which divides by the
+    radius plus 1e-4: ``renormalize_margin``)."""
     if not torch.isfinite(points).all():
         raise TrainingDivergedError(
             "the synthetic set contains NaN or infinite coordinates; the distillation diverged (lower its lr)"
         )
-    return normalize_unit_sphere(points) if cfg.renormalize_synthetic else points
+    if not cfg.renormalize_synthetic:
+        return points
+    if cfg.renormalize_margin == 0:
+        return normalize_unit_sphere(points)
+    centred = points - points.mean(dim=1, keepdim=True)
+    radius = centred.norm(dim=-1).amax(dim=1, keepdim=True).unsqueeze(-1)
+    return centred / (radius + cfg.renormalize_margin)

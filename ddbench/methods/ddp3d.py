@@ -1,16 +1,22 @@
 """3DDP (ICLR 2026): morphed low-resolution anchors matched to partitions of real clouds (docs/specification.md#3ddp).
 
+The reference is the authors' released code, github.com/yimjae0/3DDP at b7d8dde (``scripts/train.py`` with
+``src/point_distill``); file:line citations are to that revision.
+
 Per class and PPC slot: M anchors of N2 points and L morphs. The anchors start as M different real clouds of the
 class (chosen by the ``init`` coreset rule), each reduced to N2 points by FPS and re-indexed to anchor 0 by a
-Hungarian assignment on their pairwise distances (scipy), so that point i of every anchor is "the same" point.
+Hungarian assignment on their pairwise Euclidean distances (scipy's ``linear_sum_assignment`` on ``cdist``,
+pc_ops.py:35-69), so that point i of every anchor is "the same" point.
 Morph l of a slot is the point-wise convex combination sum_m softmax(w_l)_m anchor_m. The class's training clouds
 are its anchors and morphs: PPC x (M + L) clouds of N2 points.
 
 Real side: each real cloud is split into M partitions of N2 points by iterated FPS (FPS the cloud, the first N2
-points are partition 1, FPS the rest, and so on). Uniformity nu(cloud) = mean over points of std / mean of the
+points are partition 1, FPS the rest from the point the previous FPS would have picked next, and so on;
+scripts/train.py:219-235). Uniformity nu(cloud) = mean over points of std / mean of the
 distances to its 16 nearest neighbours (itself included); eta_s = exp(-1000 (nu_s - nu_full)^2) with nu averaged
 over the batch. Loss per class = sum_s MMD^2(sorted |x_m| of partition s, sorted |x_m| of the synthetic clouds)
-x 0.8 eta_s / sum eta, divided by 10; fresh frozen PointNet with the BN warm-up; the multi-bandwidth MMD of SADM.
+x 0.8 eta_s / sum eta, divided by 10; fresh frozen PointNet with the BN warm-up on its own draw of 8 real clouds
+per class, taken before the matching batches (scripts/train.py:203-210, 218); the multi-bandwidth MMD of SADM.
 Anchors: SGD lr 100 (PPC <= 10), momentum 0.5; morph logits: SGD lr 10, momentum 0.5; 2000 iterations.
 
 Presets: ModelNet10 N2 = 252, L = 16; other datasets N2 = 255, L = 4 (M = 4). ``preset = auto`` picks by the
@@ -21,8 +27,9 @@ budget counts M - 1 free weights).
 
 Ablation switches: ``morphing = static`` (uniform, fixed weights: every morph is the anchors' mean) and
 ``uniformity_penalty = false`` (equal weights 0.8 / M for the partitions). ddbench's readings where docs/specification.md is
-silent: the morph logits start from N(0, 1) (all-zero logits would make the L morphs identical forever, since they
-then receive identical gradients); the warm-up batch is the full real clouds of the iteration.
+silent: the morph logits start from N(0, 1), as the code's ``torch.randn`` (train.py:154-157; all-zero logits would
+make the L morphs identical forever, since they then receive identical gradients). Where ddbench knowingly differs
+from the code: :attr:`DDP3DMethod.departures`.
 """
 
 from __future__ import annotations
@@ -44,15 +51,18 @@ from ddbench.methods.losses import multi_bandwidth_mmd_shared, sort_pointwise
 from ddbench.ops.backends import farthest_point_sample
 from ddbench.ops.neighbors import group, knn
 from ddbench.ops.sampling import gather_points
+from ddbench.references import Departure, Reference
 from ddbench.synthetic.artifact import SyntheticSet
 
 PRESETS = {"modelnet10": {"anchor_points": 252, "morphs": 16}, "default": {"anchor_points": 255, "morphs": 4}}
 
 
 def hungarian_align(reference: np.ndarray, cloud: np.ndarray) -> np.ndarray:
-    """The permutation of ``cloud``'s points that minimises the summed squared distance to ``reference``'s points
-    (point i of the result is matched to point i of the reference)."""
-    cost = ((reference[:, None, :] - cloud[None, :, :]) ** 2).sum(-1)
+    """The permutation of ``cloud``'s points that minimises the summed Euclidean distance to ``reference``'s points
+    (point i of the result is matched to point i of the reference): the code's ``linear_sum_assignment`` on
+    ``scipy.spatial.distance.cdist`` (Euclidean), pc_ops.py:59-62. The squared distance (ddbench's v1) is a
+    different assignment problem: on real ModelNet10 anchor pairs a large share of the correspondences differ."""
+    cost = np.sqrt(((reference[:, None, :].astype(np.float64) - cloud[None, :, :]) ** 2).sum(-1))
     rows, cols = linear_sum_assignment(cost)
     return cols[np.argsort(rows)]
 
@@ -65,17 +75,27 @@ def uniformity(points: torch.Tensor, k: int = 16) -> torch.Tensor:
 
 
 def fps_partition_indices(clouds: torch.Tensor, parts: int, size: int) -> torch.Tensor:
-    """(B, N, 3) -> (B, parts, size) indices into each cloud, by iterated FPS: FPS the cloud, the first ``size``
-    points are partition 1, FPS the rest, and so on."""
+    """(B, N, 3) -> (B, parts, size) indices into each cloud, by iterated FPS as the code does it
+    (scripts/train.py:219-235): FPS orders the cloud from its first point, the first ``size`` points are partition 1;
+    the rest, still in FPS order, is FPS-ordered again from its first point, which is the point the previous FPS
+    would have picked next (the farthest from the partition); and so on. FPS depends only on the set and its start
+    point, so each round keeps the remaining points in index order with that next start moved to the front."""
     B, N = clouds.shape[:2]
-    remaining = torch.arange(N, device=clouds.device).expand(B, N)  # original index of every remaining point
+    remaining = torch.arange(N, device=clouds.device).expand(B, N)  # original indices; the next start first
     out = []
-    for _ in range(parts):
-        idx = farthest_point_sample(gather_points(clouds, remaining), size)
-        out.append(remaining.gather(1, idx))
+    for p in range(parts):
+        more = p < parts - 1 and remaining.shape[1] > size  # one point more: where the next round starts
+        idx = farthest_point_sample(gather_points(clouds, remaining), size + int(more))
+        out.append(remaining.gather(1, idx[:, :size]))
         keep = torch.ones(remaining.shape, dtype=torch.bool, device=clouds.device)
-        keep.scatter_(1, idx, False)
-        remaining = remaining[keep].reshape(B, -1)
+        keep.scatter_(1, idx[:, :size], False)
+        rest = remaining[keep].reshape(B, -1)
+        if not more:
+            remaining = rest
+            continue
+        start = remaining.gather(1, idx[:, size:])  # (B, 1) original index of the next start
+        others = rest[rest != start].reshape(B, -1)
+        remaining = torch.cat([start, others], dim=1)
     return torch.stack(out, dim=1)
 
 
@@ -150,6 +170,7 @@ class DDP3DConfig(IterativeConfig):
     iterations: int = Field(2000, ge=0)
     init: Literal["random", "herding", "kcenter"] = Field("random", description="how the anchors' real clouds are chosen")
     real_batch: int = Field(8, gt=0)
+    warmup_per_class: int = Field(8, gt=0, description="real clouds per class of the frozen-BN warm-up (its own draw)")
     anchors: int = Field(4, ge=2, description="M, anchors per slot")
     preset: Literal["auto", "modelnet10", "default"] = Field(
         "auto", description="auto: modelnet10 (N2 252, L 16) on ModelNet10, default (N2 255, L 4) elsewhere")
@@ -174,14 +195,55 @@ class DDP3DState(IterativeState):
     slot_labels: torch.Tensor
 
 
+REVISION = "b7d8ddecd86c63f84953ab04cbdf8414040c5986"
+
+
+def _src(lines: str) -> str:
+    return f"github.com/yimjae0/3DDP@{REVISION[:7]} {lines}"
+
+
+DEPARTURES = (
+    Departure(
+        what="seeding of real batches and fresh networks",
+        reference=_src("scripts/train.py:120-122, 198, 315-320: np.random.permutation and the global torch RNG, "
+                       "seeded 1992 once"),
+        ours="one generator per cell seed, a network seed per iteration (ddbench.methods.iterative)",
+        reason="reproducible and resumable cells; same distribution"),
+    Departure(
+        what="order of a class's clouds in the synthetic set",
+        reference=_src("scripts/train.py:47-74: all anchors of the class, then all its morphs"),
+        ours="slot by slot: a slot's M anchors, then its L morphs (the same clouds; differs only at PPC > 1)",
+        reason="slot-major storage"),
+    *(Departure(
+        what=f"anchors' real clouds chosen by {rule}",
+        reference=_src("scripts/train.py:134-149: random real clouds of the class (--init real)"),
+        ours=f"the {rule} coreset's clouds", reason="ddbench's initialisation study", switch="3ddp.init=random",
+        when={"init": rule}) for rule in ("herding", "kcenter")),
+    Departure(
+        what="fixed uniform morph weights", reference=_src("scripts/train.py:154-160: learned logits, SGD lr 10"),
+        ours="every morph is the anchors' mean", reason="ablation", switch="3ddp.morphing=learned",
+        when={"morphing": "static"}),
+    Departure(
+        what="equal partition weights", reference=_src("scripts/train.py:244-247, 283: 0.8 eta_s / sum eta"),
+        ours="0.8 / M", reason="ablation", switch="3ddp.uniformity_penalty=true", when={"uniformity_penalty": False}),
+)
+
+
 class DDP3DMethod(IterativeMethod):
     """3DDP: Hungarian-aligned low-resolution anchors with learned convex morphs, matched to real partitions."""
 
     name = "3ddp"
-    version = "1"
+    version = "2"
     display_name = "3DDP"
     Config = DDP3DConfig
     needs = frozenset({"point_features"})
+    reference = Reference(
+        paper="Yim, Kim and Sim, Parameterization-Based Dataset Distillation of 3D Point Clouds through Learnable "
+              "Shape Morphing, ICLR 2026",
+        repository="github.com/yimjae0/3DDP", revision=REVISION,
+        notes="scripts/train.py (the paper's fReshape_nodup mode) with src/point_distill/ops/pc_ops.py and "
+              "distill/losses.py; scripts/run_table1.sh gives the Table 1 command lines")
+    departures = DEPARTURES
 
     @classmethod
     def storage_floats(cls, config, ppc, num_classes, points, family=""):
@@ -289,10 +351,11 @@ class DDP3DMethod(IterativeMethod):
         return loss / 10
 
     def iteration(self, ctx: DistillContext, state: DDP3DState, gen: torch.Generator, it: int) -> float:
+        # the warm-up batch is its own draw, before the matching batches (scripts/train.py:203-210, then 218)
+        net = self.warmed_net(ctx, torch.cat(self.real_batches(ctx, self.config.warmup_per_class, gen)))
         indices = self.real_batch_indices(ctx, self.config.real_batch, gen)
         reals = [ctx.train.points[i.to(ctx.train.points.device)] for i in indices]
         sides = self.cached_real_sides(ctx, indices, reals)
-        net = self.warmed_net(ctx, torch.cat(reals).to(ctx.device))
         m, n2, l_ = self.sizes(ctx.dataset_family)
         total = self.step_by_class_chunks(ctx, state, net, sides, ctx.ppc * (m + l_), n2)
         self.check_finite([state.anchors, state.logits], it, self.name, "lr_anchors or lr_morphs")
