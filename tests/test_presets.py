@@ -3,6 +3,7 @@ and the published numbers agree with the papers' text."""
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from pathlib import Path
@@ -120,3 +121,62 @@ def test_a_sample_of_published_numbers_matches_the_papers_text(table):
     assert len(rows) >= 8
     for r in rows.itertuples():
         assert f"{r.mean:g}" in text or f"{r.mean:.2f}" in text or f"{r.mean:.1f}" in text, (table, r)
+
+
+# -- ddbench run --preset ---------------------------------------------------------------------------------------
+
+
+def invoke(*args):
+    from typer.testing import CliRunner
+
+    from ddbench.cli.app import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def error_of(res) -> str:
+    """The one-line error the CLI prints for a ConfigError (raised through the test runner's app)."""
+    assert res.exit_code != 0
+    return res.output + str(res.exception)
+
+
+def test_run_preset_plans_the_tables_grid_over_the_datasets_present(modelnet10_root):
+    res = invoke("run", "--preset", "sadm2025.table1", "--data-root", modelnet10_root, "--dry-run")
+    assert res.exit_code == 0, res.output
+    planned = {tuple(line.split()[0].split("__")[1:3]) for line in res.output.splitlines() if "__" in line}
+    methods = preset_class("sadm2025.table1").grid["methods"]
+    expected = {(m, f"ppc{p}") for m in methods if m != "whole" for p in (1, 3, 10)} | {("whole", "all")}
+    assert planned == expected  # only ModelNet10 is present: its 19 cells, nothing else
+    assert all(line.startswith("modelnet10__") for line in res.output.splitlines() if "__" in line)
+
+
+def test_run_preset_runs_a_narrowed_cell_that_table_preset_then_shows(modelnet10_root, tmp_path):
+    results = tmp_path / "res"
+    res = invoke("run", "--preset", "sadm2025.table1", "--data-root", modelnet10_root, "--methods", "random",
+                 "--ppc", "1", "--epochs", "1", "--eval-nets", "1", "--device", "cpu", "--results", results)
+    assert res.exit_code == 0, res.output
+    (cell,) = (results / "cells").glob("*.json")
+    record = CellRecord.model_validate_json(cell.read_text())
+    assert (record.spec["dataset"], record.spec["method"], record.spec["ppc"]) == ("modelnet10", "random", 1)
+    shown = invoke("table", "--preset", "sadm2025.table1", "--results", results, "--format", "csv")
+    assert shown.exit_code == 0, shown.output
+    frame = pd.read_csv(io.StringIO(shown.output))
+    row = frame[(frame.method == "Random") & (frame.dataset == "ModelNet10") & (frame.ppc == 1)].iloc[0]
+    assert row.ours != "not run" and row.nets == 1
+    assert "budget" in str(row.marks)  # 1 epoch and 1 net instead of 500 and 10: marked as a reduced budget
+    others = frame[(frame.method != "Random") | (frame.ppc != 1)]
+    assert (others.ours == "not run").all()
+
+
+def test_run_preset_refuses_a_config_file_and_unknown_axes(tmp_path):
+    cfg = tmp_path / "e.toml"
+    cfg.write_text('methods = ["random"]\n')
+    res = invoke("run", "--preset", "sadm2025.table1", "--config", cfg, "--dry-run")
+    assert "give one of them" in error_of(res)
+    res = invoke("run", "--preset", "sadm2025.table1", "--methods", "nosuch", "--dry-run")
+    assert "has no methods ['nosuch']" in error_of(res)
+
+
+def test_run_preset_without_any_of_its_data_says_how_to_get_it(tmp_path):
+    res = invoke("run", "--preset", "sadm2025.table1", "--data-root", tmp_path, "--dry-run")
+    assert "--data-root" in error_of(res)

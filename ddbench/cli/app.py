@@ -126,6 +126,7 @@ def version() -> None:
 @app.command()
 def run(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Experiment file (TOML or YAML).")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="Run a published table's grid (ddbench list presets) over the datasets present; --datasets, --methods, --ppc narrow it.")] = None,
     methods: Annotated[Optional[str], typer.Option(help="Comma-separated methods, or 'all'.")] = None,
     datasets: Annotated[Optional[str], typer.Option(help="Comma-separated datasets, or 'all' (data present).")] = None,
     ppc: Annotated[Optional[str], typer.Option(help="Clouds per class, e.g. 1,3,10.")] = None,
@@ -154,12 +155,9 @@ def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the cells and exit.")] = False,
 ) -> None:
     """Run a grid of dataset x method x PPC x backbones x seeds; finished cells are skipped."""
-    from ddbench.pipeline import build_experiment, load_experiment_file, plan_grid, run_grid
-    from ddbench.runner.progress import RichReporter
-
     if selection is not None and selection not in ("final", "best_test"):
         raise ConfigError(f"--selection must be final or best_test, got {selection!r}")
-    file_values = load_experiment_file(config) if config else None
+    file_values = _load_experiment_file(config) if config else None
     overrides = {
         "methods": split_names(methods), "datasets": split_names(datasets), "ppc": split_ints(ppc, "--ppc"),
         "budget_bytes": split_ints(budget_bytes, "--budget-bytes"),
@@ -172,16 +170,54 @@ def run(
         "overwrite": overwrite or None, "no_recompute": no_recompute or None, **parse_set_options(set_),
         **executor_overrides(executor, executor_opt, workers, file_values),
     }
-    exp = build_experiment(file_values, overrides)
+    experiments = _experiments(file_values, preset, overrides, config)
     if dry_run:
-        return _print_cells(exp, plan_grid(exp))
+        for exp in experiments:
+            _print_cells(exp, _plan(exp))
+        return
+    failed = sum(_run_experiment(exp) for exp in experiments)
+    if failed:
+        raise typer.Exit(code=1)
+
+
+def _load_experiment_file(path: Path) -> dict:
+    from ddbench.pipeline import load_experiment_file
+
+    return load_experiment_file(path)
+
+
+def _experiments(file_values: dict | None, preset: str | None, overrides: dict, config: Path | None) -> list:
+    """The experiment of the file and the options, or (``--preset``) one per run of the preset's table."""
+    from ddbench.pipeline import build_experiment
+    from ddbench.pipeline.presets import NARROWABLE, preset_experiments
+
+    if preset is None:
+        return [build_experiment(file_values, overrides)]
+    if config is not None:
+        raise ConfigError("--preset and --config both name a grid; give one of them")
+    narrow = {axis: overrides.pop(axis) for axis in NARROWABLE}
+    if narrow["datasets"] == ["all"]:
+        narrow["datasets"] = None
+    return preset_experiments(preset, narrow, overrides, data_root=overrides.get("data_root"))
+
+
+def _plan(exp) -> list:
+    from ddbench.pipeline import plan_grid
+
+    return plan_grid(exp)
+
+
+def _run_experiment(exp) -> int:
+    """Run one experiment's grid; the number of failed cells."""
+    from ddbench.pipeline import run_grid
+    from ddbench.runner.progress import RichReporter
+
     try:
         summary = run_grid(exp, RichReporter(err_console))
     except KeyboardInterrupt:
         err_console.print("interrupted: finished cells are saved; run the same command again to resume")
         raise typer.Exit(code=130) from None
-    if summary.failed:
-        raise typer.Exit(code=1)
+    return summary.failed
 
 
 def _print_cells(exp, cells) -> None:
