@@ -36,6 +36,8 @@ class Backbone(nn.Module, Component):
     provides: ClassVar[frozenset[str]] = FEATURES
     #: fewest points per cloud the architecture accepts
     min_points: ClassVar[int] = 1
+    #: the tasks the network serves (docs/segmentation.md#the-task-axis)
+    tasks: ClassVar[tuple[str, ...]] = ("classification",)
 
     def __init__(self, config: ComponentConfig | None, num_classes: int):
         nn.Module.__init__(self)

@@ -7,10 +7,11 @@ from ddbench.backbones.pointconv import PointConv
 from ddbench.backbones.pointmlp import PointMLP
 from ddbench.backbones.pointnet import PointNet, PointNetIN
 from ddbench.backbones.pointnet2 import PointNet2MSG, PointNet2SSG
+from ddbench.backbones.pointnet_seg import PointNetSeg
 from ddbench.hookspecs import hookimpl
 
 BUILTIN_BACKBONES = (PointNet, PointNetIN, PointNet2SSG, PointNet2MSG, DGCNN, PointConv, PointTransformer, PCT,
-                     PointMLP)
+                     PointMLP, PointNetSeg)
 
 
 @hookimpl

@@ -9,15 +9,16 @@ from torch import nn
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
-def bn_warmup(net: nn.Module, batch: torch.Tensor) -> None:
+def bn_warmup(net: nn.Module, batch: torch.Tensor, *inputs: torch.Tensor) -> None:
     """docs/specification.md#frozen-bn-warm-up: one forward pass in train mode on ``batch``, then every BN to eval.
 
     With momentum 0.1 this leaves running stats = 0.9 * init (mean 0, var 1) + 0.1 * batch stats. Only the
     BatchNorm layers are switched to eval, as in the reference code; other layers (dropout) stay in train mode.
+    ``inputs``: what else the network takes (a segmentation net: the clouds' categories).
     """
     net.train()
     with torch.no_grad():
-        net(batch)
+        net(batch, *inputs)
     for module in net.modules():
         if isinstance(module, _BN):
             module.eval()

@@ -28,8 +28,10 @@ class NetRecord(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     seed: int
+    #: overall accuracy: of clouds (classification) or of points (segmentation)
     oa: float
-    macc: float
+    #: mean class accuracy (classification; segmentation records instance_miou and class_miou instead)
+    macc: float | None = None
     per_class_acc: list[float] = []
     final_train_loss: float | None = None
     epochs: int | None = None
@@ -67,6 +69,8 @@ class CellRecord(BaseModel):
     status: Literal["running", "ok", "failed"]
     dataset: str
     method: str
+    #: classification or segmentation (docs/segmentation.md); files before the task axis are classification
+    task: str = "classification"
     #: the method's declared role: distilled, coreset or full_data (docs/methods.md)
     method_role: str = "distilled"
     ppc: int | None = None

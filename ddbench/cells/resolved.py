@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ddbench.backbones.base import BackboneFactory
+from ddbench.backbones.tasks import Task
 from ddbench.cells.spec import CellSpec
 from ddbench.config import ComponentConfig
 from ddbench.references import active_departures
@@ -62,6 +63,8 @@ class ResolvedCell:
     protocol: Resolved
     #: the data it is computed on (None: not fingerprinted, e.g. a cell built by hand)
     data: DataIdentity | None = None
+    #: the task class (docs/segmentation.md); its instance for the cell's dataset is ``task.for_dataset(dataset)``
+    task: type[Task] = Task
 
     @property
     def cell_id(self) -> str:

@@ -20,7 +20,7 @@ from ddbench.cells.deviations import Deviation, as_deviation
 from ddbench.io import stable_hash
 
 #: spec fields added after the first release, with the default that keeps them out of the id hash
-OPTIONAL_FIELDS: dict[str, Any] = {"eval_iterations": [], "budget_bytes": None}
+OPTIONAL_FIELDS: dict[str, Any] = {"eval_iterations": [], "budget_bytes": None, "task": "classification"}
 #: component-config options added after the first release: at these defaults they stay out of the id hash,
 #: so that cells run before the option existed keep their ids (and resume instead of running again)
 OPTIONAL_CONFIG_FIELDS: dict[str, dict[str, Any]] = {
@@ -30,7 +30,7 @@ OPTIONAL_CONFIG_FIELDS: dict[str, dict[str, Any]] = {
 }
 #: the fields a distillation depends on (cells that agree on them share one artifact)
 DISTILL_FIELDS = ("dataset", "dataset_version", "dataset_config", "method", "method_version", "method_config",
-                  "ppc", "seed", "distill_backbone", "distill_backbone_config", "eval_iterations")
+                  "ppc", "seed", "distill_backbone", "distill_backbone_config", "eval_iterations", "task")
 
 
 class CellSpec(BaseModel):
@@ -59,6 +59,8 @@ class CellSpec(BaseModel):
     eval_iterations: list[int] = []
     #: the storage budget (bytes per class) this cell's PPC was chosen for, when comparing at equal storage
     budget_bytes: int | None = None
+    #: what the networks predict: classification (one label per cloud) or segmentation (a part label per point)
+    task: str = "classification"
 
     @field_validator("deviations", mode="before")
     @classmethod
@@ -77,7 +79,8 @@ class CellSpec(BaseModel):
 
     def _id_parts(self) -> tuple[str, str]:
         ppc = f"ppc{self.ppc}" if self.ppc is not None else "all"
-        return f"{self.dataset}__{self.method}__{ppc}", self.distill_backbone or "nobackbone"
+        task = "" if self.task == "classification" else f"{self.task}__"
+        return f"{task}{self.dataset}__{self.method}__{ppc}", self.distill_backbone or "nobackbone"
 
     @property
     def cell_id(self) -> str:

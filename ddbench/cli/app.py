@@ -134,7 +134,8 @@ def run(
     seeds: Annotated[Optional[str], typer.Option(help="Draw seeds, e.g. 0,1,2.")] = None,
     distill_backbones: Annotated[Optional[str], typer.Option(help="Backbones used by the methods.")] = None,
     eval_backbones: Annotated[Optional[str], typer.Option(help="Evaluation backbones (default: the protocol's).")] = None,
-    protocol: Annotated[Optional[str], typer.Option(help="Evaluation protocol (sadm, dd3d).")] = None,
+    protocol: Annotated[Optional[str], typer.Option(help="Evaluation protocol (sadm, dd3d, dd3d_seg; default: the task's).")] = None,
+    task: Annotated[Optional[str], typer.Option(help="classification (default) or segmentation (docs/segmentation.md).")] = None,
     eval_nets: Annotated[Optional[int], typer.Option(help="Override the protocol's number of nets (recorded).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override the protocol's epochs (recorded).")] = None,
     iterations: Annotated[Optional[int], typer.Option(help="Override the methods' iterations (recorded).")] = None,
@@ -162,7 +163,7 @@ def run(
         "methods": split_names(methods), "datasets": split_names(datasets), "ppc": split_ints(ppc, "--ppc"),
         "budget_bytes": split_ints(budget_bytes, "--budget-bytes"),
         "seeds": split_ints(seeds, "--seeds"), "distill_backbones": split_names(distill_backbones),
-        "eval_backbones": split_names(eval_backbones), "protocol": protocol, "eval_nets": eval_nets,
+        "eval_backbones": split_names(eval_backbones), "protocol": protocol, "task": task, "eval_nets": eval_nets,
         "epochs": epochs, "iterations": iterations, "selection": selection, "device": device,
         "eval_engine": eval_engine, "ensemble_size": ensemble_size,
         "eval_iterations": split_ints(eval_iterations, "--eval-iterations"),
@@ -248,7 +249,7 @@ def table(
     datasets: Annotated[Optional[str], typer.Option(help="Only these datasets.")] = None,
     methods: Annotated[Optional[str], typer.Option(help="Only these methods.")] = None,
     iteration: Annotated[Optional[int], typer.Option(help="Show iterative methods at this (intermediate) iteration instead of the final one.")] = None,
-    layout: Annotated[str, typer.Option(help="methods (rows = methods, columns = dataset x PPC) or backbones (rows = evaluation backbone, columns = dataset x method, per PPC).")] = "methods",
+    layout: Annotated[str, typer.Option(help="methods (rows = methods, columns = dataset x PPC), backbones (rows = evaluation backbone, columns = dataset x method, per PPC) or segmentation (DD3D Table 2: columns = CPC x {OA, instance mIoU, class mIoU}; segmentation cells also appear under methods).")] = "methods",
     ppc: Annotated[Optional[str], typer.Option(help="Only these PPCs.")] = None,
     by: Annotated[str, typer.Option(help="Columns by ppc, or by budget (equal storage per class, from --budget-bytes runs).")] = "ppc",
     storage: Annotated[bool, typer.Option("--storage", help="Note each cell's stored bytes and clouds per class.")] = False,
@@ -338,7 +339,10 @@ def list_components(
     if throughput and KIND_ALIASES[kind] == "backbone":
         factories, dev = backbone_factories(), resolve_device(device)
         for row in rows:
-            row["forward clouds/s (1024 pts)"] = round(forward_throughput(factories[row["name"]](40), dev), 1)
+            factory = factories[row["name"]]
+            classifies = "classification" in getattr(factory.cls, "tasks", ("classification",))
+            row["forward clouds/s (1024 pts)"] = (round(forward_throughput(factory(40), dev), 1) if classifies
+                                                   else "n/a (segmentation net)")
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
@@ -405,12 +409,13 @@ def distill(
     data_root: Annotated[Optional[str], typer.Option(help="Data root.")] = None,
     cache_dir: Annotated[Optional[str], typer.Option(help="Cache directory.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="COMPONENT.KEY=VALUE config override.")] = None,
+    task: Annotated[str, typer.Option(help="classification or segmentation (docs/segmentation.md).")] = "classification",
 ) -> None:
     """Distil one synthetic set and save it as an artifact (HDF5 + manifest)."""
     from ddbench.pipeline import DistillRequest, distill_one
 
     request = DistillRequest(method, dataset, ppc, seed, backbone, iterations, device, data_root, cache_dir,
-                             parse_set_options(set_))
+                             parse_set_options(set_), task)
     st = distill_one(request, out_path)["storage"]
     out.print(f"wrote {out_path}: {st['clouds']} clouds, {st['floats']} floats, {st['bytes']} bytes")
 
@@ -418,7 +423,7 @@ def distill(
 @app.command("eval")
 def evaluate(
     artifact: Annotated[Path, typer.Argument(help="Artifact (.h5 or .manifest.json).")],
-    protocol: Annotated[str, typer.Option(help="Evaluation protocol.")] = "sadm",
+    protocol: Annotated[Optional[str], typer.Option(help="Evaluation protocol (default: the artifact's task's: sadm, dd3d_seg).")] = None,
     eval_nets: Annotated[Optional[int], typer.Option(help="Override the number of nets.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override the epochs.")] = None,
     backbone: Annotated[Optional[str], typer.Option(help="Evaluation backbone (default: the protocol's).")] = None,
@@ -439,11 +444,13 @@ def evaluate(
                           ensemble_size, data_root, cache_dir)
     record, manifest, synth, _ = evaluate_one(request)
     result = record["results"]
+    scores = [(label, key) for label, key in (("OA", "oa"), ("mAcc", "macc"), ("instance mIoU", "instance_miou"),
+                                              ("class mIoU", "class_miou")) if result.get(f"{key}_mean") is not None]
     out.print(
         f"{manifest.get('method')} on {manifest.get('dataset')} (PPC {manifest.get('ppc')}, "
-        f"{synth.points.shape[1]} points), protocol {protocol}: "
-        f"OA {result['oa_mean']:.2f} ± {result['oa_std']:.2f}, mAcc {result['macc_mean']:.2f} ± "
-        f"{result['macc_std']:.2f} over {result['num_nets']} nets (ddof={result['ddof']})",
+        f"{synth.points.shape[1]} points), protocol {record['protocol']}: "
+        + ", ".join(f"{label} {result[f'{key}_mean']:.2f} ± {result[f'{key}_std']:.2f}" for label, key in scores)
+        + f" over {result['num_nets']} nets (ddof={result['ddof']})",
         highlight=False,
     )
     if output:

@@ -12,7 +12,7 @@ from ddbench.config import ComponentConfig
 from ddbench.data.cache import PreparedCache
 from ddbench.data.catalog import Archive
 from ddbench.data.cloudset import PointCloudSet
-from ddbench.errors import DataError
+from ddbench.errors import DataError, IncompatibleError
 from ddbench.registry import Component
 
 SPLITS = ("train", "test")
@@ -57,6 +57,9 @@ class Dataset(Component):
     expected_sizes: ClassVar[dict[str, tuple[int, ...]] | None] = None
     #: the official archives (with published checksums where they exist), see ddbench/data/catalog.py
     archives: ClassVar[tuple[Archive, ...]] = ()
+    #: the tasks the dataset supports: ``classification`` (every dataset) and ``segmentation`` (datasets with
+    #: per-point part labels, which then implement :meth:`category_parts`)
+    tasks: ClassVar[tuple[str, ...]] = ("classification",)
 
     def __init__(
         self,
@@ -79,6 +82,15 @@ class Dataset(Component):
 
     def _load(self, split: str) -> PointCloudSet:
         raise NotImplementedError
+
+    def category_parts(self) -> list[list[int]]:
+        """For each class, in :meth:`class_names` order, the global part ids its points can carry in
+        ``point_labels`` (segmentation datasets only)."""
+        raise IncompatibleError(f"dataset {self.name} has no part labels; segmentation needs shapes or shapenetpart")
+
+    def part_names(self) -> list[str]:
+        """Global part id -> name (default ``part0``, ``part1``, ...; segmentation datasets only)."""
+        return [f"part{i}" for i in range(1 + max((p for parts in self.category_parts() for p in parts), default=-1))]
 
     def fingerprint(self) -> dict:
         """Identity of the source data (recorded with results)."""

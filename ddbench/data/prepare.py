@@ -52,8 +52,8 @@ def reduce_clouds(
         group = np.stack([clouds[i] for i in idx])
         if size < n:
             extra = rng.integers(0, size, size=(len(idx), n - size))
-            pad = np.take_along_axis(group, extra[..., None].repeat(width, -1), axis=1)
-            out[idx] = np.concatenate([group, pad], axis=1)
+            repeated = np.take_along_axis(group, extra[..., None].repeat(width, -1), axis=1)
+            out[idx] = np.concatenate([group, repeated], axis=1)
         elif size == n or method == "first":
             out[idx] = group[:, :n]
         else:

@@ -7,8 +7,10 @@ release is distributed by the Point-BERT authors (https://github.com/lulutang060
 ShapeNetPart: ``shapenetcore_partanno_segmentation_benchmark_v0_normal/`` with ``synsetoffset2category.txt``,
 ``<synset>/<model>.txt`` rows ``x y z nx ny nz part`` and the official split
 ``train_test_split/shuffled_{train,val,test}_file_list.json``: 16 categories, 50 parts, 12137 / 1870 / 2874
-shapes. ddbench trains on ``train + val`` (``train_splits``) and tests on ``test``; the per-point part labels
-(global part ids 0..49) are kept as ``point_labels`` for the segmentation task.
+shapes. ddbench trains on ``train + val`` (``train_splits``: 14007 shapes) and tests on ``test``; the per-point
+part labels (global part ids 0..49, consecutive over the categories in :data:`SHAPENETPART_PARTS` order) are kept
+as ``point_labels`` for the segmentation task and follow their points through padding, FPS and normalisation
+(DD3D's Table 2 uses 2,048 points: ``points=2048``).
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ class ShapeNetPart(PreparedDataset):
     version = "1"
     display_name = "ShapeNetPart"
     Config = ShapeNetPartConfig
+    tasks = ("classification", "segmentation")
     archives = CATALOG["shapenetpart"]
     releases: ClassVar[dict[str, tuple[str, ...]]] = {
         "text": ("shapenetcore_partanno_segmentation_benchmark_v0_normal",)}
@@ -131,6 +134,13 @@ class ShapeNetPart(PreparedDataset):
 
     def class_names(self) -> list[str]:
         return list(SHAPENETPART_PARTS)
+
+    def category_parts(self) -> list[list[int]]:
+        return [list(SHAPENETPART_PARTS[c]) for c in self.class_names()]
+
+    def part_names(self) -> list[str]:
+        """``<Category>/part<j>`` (j: the part's position within its category), in global part id order."""
+        return [f"{c}/part{j}" for c in self.class_names() for j in range(len(SHAPENETPART_PARTS[c]))]
 
     def check_release(self, kind: str, folder: Path) -> str:
         need = ["synsetoffset2category.txt"] + [f"train_test_split/shuffled_{s}_file_list.json"

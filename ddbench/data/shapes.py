@@ -8,6 +8,27 @@ Families overlap on purpose (cylinder/capsule/ellipsoid, cone/pyramid, table/cha
 separable but not trivial. Generation is deterministic from ``seed``: instance
 ``i`` of class ``k`` in split ``s`` uses its own random stream, so changing the split sizes does not change the
 clouds that remain.
+
+Part segmentation: every point also carries the semantic part of its class it was sampled on
+(``point_labels``), from a fixed vocabulary per class (:data:`SHAPE_PARTS`); global part ids run consecutively
+over the classes in class order, as ShapeNetPart's do (ellipsoid 0-1, box 2-3, ..., lamp 19-21; 22 in all):
+
+=========  =====================================================================================
+class      parts (global ids)
+=========  =====================================================================================
+ellipsoid  upper (0): the half above the centre plane z = 0; lower (1)
+box        sides (2): the four vertical faces; caps (3): the bottom and top faces
+cylinder   body (4): the lateral surface; caps (5): the bottom and top discs
+cone       body (6): the lateral surface; caps (7): the base disc and the truncation disc
+torus      outer (8): farther from the axis than the tube's centre circle; inner (9)
+pyramid    body (10): the four sloped faces; caps (11): the base square and the truncation square
+capsule    body (12): the cylinder; caps (13): the two hemispheres
+table      top (14): the board (six faces); legs (15): the four legs
+chair      seat (16); back (17); legs (18)
+lamp       base (19): the foot cylinder with its discs; stem (20); shade (21)
+=========  =====================================================================================
+
+The labels come from the same draws as the points (adding them changed no point).
 """
 
 from __future__ import annotations
@@ -27,17 +48,29 @@ from ddbench.data.transforms import normalize_unit_sphere
 Sampler = Callable[[int, np.random.Generator], np.ndarray]
 
 
+#: a function of a patch's points (as its sampler returns them) giving each point's part name
+PartOf = Callable[[np.ndarray], np.ndarray]
+
+
 @dataclass
 class Part:
-    """A surface patch: its area and a sampler of ``n`` uniform points on it."""
+    """A surface patch: its area, a sampler of ``n`` uniform points on it, and the semantic part of its class
+    it belongs to (a name of :data:`SHAPE_PARTS`, or a :data:`PartOf` where one patch spans two parts)."""
 
     area: float
     sample: Sampler
+    part: str | PartOf = ""
 
 
 def _offset(part: Part, centre) -> Part:
     c = np.asarray(centre, dtype=np.float64)
-    return Part(part.area, lambda n, rng: part.sample(n, rng) + c)
+    of = part.part if isinstance(part.part, str) else (lambda pts, f=part.part: f(pts - c))
+    return Part(part.area, lambda n, rng: part.sample(n, rng) + c, of)
+
+
+def _tag(parts: list[Part], name: str) -> list[Part]:
+    """The patches, all labelled as the semantic part ``name``."""
+    return [Part(p.area, p.sample, name) for p in parts]
 
 
 def _rect_xy(w: float, d: float, z: float = 0.0) -> Part:
@@ -168,51 +201,82 @@ def square_frustum(base: float, top: float, h: float) -> list[Part]:
 
 def sample_parts(parts: list[Part], n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` points on the union of ``parts``, each part receiving points in proportion to its area."""
+    return sample_parts_indexed(parts, n, rng)[0]
+
+
+def sample_parts_indexed(parts: list[Part], n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sample_parts` (the same draws, the same points) and, for every point, the index in ``parts`` of
+    the patch it lies on ((n,) int64)."""
     areas = np.array([p.area for p in parts], dtype=np.float64)
     counts = rng.multinomial(n, areas / areas.sum())
     pts = np.concatenate([p.sample(int(c), rng) for p, c in zip(parts, counts) if c > 0])
-    return pts[rng.permutation(n)]
+    index = np.repeat(np.arange(len(parts), dtype=np.int64), counts)
+    perm = rng.permutation(n)
+    return pts[perm], index[perm]
+
+
+def part_labels(parts: list[Part], pts: np.ndarray, index: np.ndarray, vocabulary: tuple[str, ...]) -> np.ndarray:
+    """(n,) int64 position in ``vocabulary`` of every point's semantic part, from the patch it lies on
+    (``index``, from :func:`sample_parts_indexed`) and, for patches spanning two parts, its position."""
+    out = np.full(len(index), -1, dtype=np.int64)
+    lookup = {name: i for i, name in enumerate(vocabulary)}
+    for i, part in enumerate(parts):
+        sel = index == i
+        if not sel.any():
+            continue
+        names = [part.part] if isinstance(part.part, str) else list(part.part(pts[sel]))
+        unknown = sorted(set(names) - set(lookup))
+        if unknown:
+            raise ValueError(f"patch {i} is labelled {unknown}, not parts of {vocabulary}")
+        out[sel] = lookup[names[0]] if isinstance(part.part, str) else [lookup[nm] for nm in names]
+    return out
 
 
 # -- the classes ---------------------------------------------------------------------------------------------
 
 
 def _ellipsoid(rng):
-    return [ellipsoid(rng.uniform(0.5, 1.0), rng.uniform(0.5, 1.0), rng.uniform(0.4, 1.0))]
+    shell = ellipsoid(rng.uniform(0.5, 1.0), rng.uniform(0.5, 1.0), rng.uniform(0.4, 1.0))
+    return [Part(shell.area, shell.sample, lambda pts: np.where(pts[:, 2] >= 0, "upper", "lower"))]
 
 
 def _box(rng):
-    return box(rng.uniform(0.4, 1.0), rng.uniform(0.4, 1.0), rng.uniform(0.4, 1.0))
+    faces = box(rng.uniform(0.4, 1.0), rng.uniform(0.4, 1.0), rng.uniform(0.4, 1.0))
+    return _tag(faces[:4], "sides") + _tag(faces[4:], "caps")  # box(): x faces, y faces, then z faces
 
 
 def _cylinder(rng):
-    return cylinder(rng.uniform(0.25, 0.6), rng.uniform(0.6, 1.8))
+    side, *caps = cylinder(rng.uniform(0.25, 0.6), rng.uniform(0.6, 1.8))
+    return _tag([side], "body") + _tag(caps, "caps")
 
 
 def _cone(rng):
     r0, h = rng.uniform(0.4, 0.8), rng.uniform(0.7, 1.6)
     r1 = r0 * rng.uniform(0.0, 0.45)
-    parts = [frustum_side(r0, r1, h), disc(r0, 0.0)]
+    parts = _tag([frustum_side(r0, r1, h)], "body") + _tag([disc(r0, 0.0)], "caps")
     if r1 > 0:
-        parts.append(disc(r1, h))
+        parts += _tag([disc(r1, h)], "caps")
     return parts
 
 
 def _torus(rng):
-    return [torus(rng.uniform(0.55, 0.9), rng.uniform(0.12, 0.35))]
+    big_r = rng.uniform(0.55, 0.9)
+    ring = torus(big_r, rng.uniform(0.12, 0.35))
+    return [Part(ring.area, ring.sample, lambda pts: np.where(np.hypot(pts[:, 0], pts[:, 1]) >= big_r, "outer", "inner"))]
 
 
 def _pyramid(rng):
     base = rng.uniform(0.8, 1.4)
-    return square_frustum(base, base * rng.uniform(0.0, 0.45), rng.uniform(0.5, 1.3))
+    bottom, *sides_and_top = square_frustum(base, base * rng.uniform(0.0, 0.45), rng.uniform(0.5, 1.3))
+    return _tag([bottom], "caps") + _tag(sides_and_top[:4], "body") + _tag(sides_and_top[4:], "caps")
 
 
 def _capsule(rng):
     r, h = rng.uniform(0.2, 0.45), rng.uniform(0.4, 1.4)
-    return cylinder(r, h, caps=False) + [
+    return _tag(cylinder(r, h, caps=False), "body") + _tag([
         _offset(hemisphere(r, True), (0, 0, h / 2)),
         _offset(hemisphere(r, False), (0, 0, -h / 2)),
-    ]
+    ], "caps")
 
 
 def _legs(rng, w, d, height, inset, r):
@@ -228,7 +292,7 @@ def _table(rng):
     w, d = rng.uniform(0.9, 1.5), rng.uniform(0.6, 1.2)
     thick, height = rng.uniform(0.03, 0.08), rng.uniform(0.5, 1.0)
     top = [_offset(p, (0, 0, height + thick / 2)) for p in box(w, d, thick)]
-    return top + _legs(rng, w, d, height, rng.uniform(0.04, 0.15), rng.uniform(0.03, 0.07))
+    return _tag(top, "top") + _tag(_legs(rng, w, d, height, rng.uniform(0.04, 0.15), rng.uniform(0.03, 0.07)), "legs")
 
 
 def _chair(rng):
@@ -236,7 +300,8 @@ def _chair(rng):
     thick, seat_h, back_h = rng.uniform(0.04, 0.08), rng.uniform(0.4, 0.6), rng.uniform(0.4, 0.9)
     seat = [_offset(p, (0, 0, seat_h + thick / 2)) for p in box(w, d, thick)]
     back = [_offset(p, (0, -d / 2 + thick / 2, seat_h + thick + back_h / 2)) for p in box(w, thick, back_h)]
-    return seat + back + _legs(rng, w, d, seat_h, rng.uniform(0.03, 0.08), rng.uniform(0.02, 0.05))
+    legs = _legs(rng, w, d, seat_h, rng.uniform(0.03, 0.08), rng.uniform(0.02, 0.05))
+    return _tag(seat, "seat") + _tag(back, "back") + _tag(legs, "legs")
 
 
 def _lamp(rng):
@@ -247,7 +312,7 @@ def _lamp(rng):
     stem = [_offset(p, (0, 0, base_h + stem_h / 2)) for p in cylinder(stem_r, stem_h, caps=False)]
     shade_z = base_h + stem_h - shade_h / 2
     shade = [_offset(frustum_side(shade_r0, shade_r0 * rng.uniform(0.3, 0.8), shade_h), (0, 0, shade_z))]
-    return base + stem + shade
+    return _tag(base, "base") + _tag(stem, "stem") + _tag(shade, "shade")
 
 
 SHAPE_CLASSES: dict[str, Callable[[np.random.Generator], list[Part]]] = {
@@ -263,6 +328,29 @@ SHAPE_CLASSES: dict[str, Callable[[np.random.Generator], list[Part]]] = {
     "lamp": _lamp,
 }
 
+#: the fixed part vocabulary of every class (class order; global part ids run consecutively over it)
+SHAPE_PARTS: dict[str, tuple[str, ...]] = {
+    "ellipsoid": ("upper", "lower"),
+    "box": ("sides", "caps"),
+    "cylinder": ("body", "caps"),
+    "cone": ("body", "caps"),
+    "torus": ("outer", "inner"),
+    "pyramid": ("body", "caps"),
+    "capsule": ("body", "caps"),
+    "table": ("top", "legs"),
+    "chair": ("seat", "back", "legs"),
+    "lamp": ("base", "stem", "shade"),
+}
+
+
+def shape_category_parts() -> list[list[int]]:
+    """For each class (class order) its global part ids: consecutive over the classes."""
+    out, start = [], 0
+    for name in SHAPE_CLASSES:
+        out.append(list(range(start, start + len(SHAPE_PARTS[name]))))
+        start += len(SHAPE_PARTS[name])
+    return out
+
 
 class ShapesConfig(DatasetConfig):
     points: int = Field(1024, gt=0, description="points per cloud")
@@ -276,9 +364,18 @@ class ShapesConfig(DatasetConfig):
 
 
 def generate_cloud(cls_index: int, split_id: int, index: int, config: ShapesConfig) -> np.ndarray:
+    return generate_labelled_cloud(cls_index, split_id, index, config)[0]
+
+
+def generate_labelled_cloud(cls_index: int, split_id: int, index: int,
+                            config: ShapesConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(points (n, 3) float32, the part of its class every point lies on (n,) int64, a position in
+    ``SHAPE_PARTS[class]``). Centring, rotation and jitter keep the order of the points."""
     rng = np.random.default_rng([config.seed, split_id, cls_index, index])
-    make = list(SHAPE_CLASSES.values())[cls_index]
-    pts = sample_parts(make(rng), config.points, rng)
+    name, make = list(SHAPE_CLASSES.items())[cls_index]
+    parts = make(rng)
+    pts, patch = sample_parts_indexed(parts, config.points, rng)
+    labels = part_labels(parts, pts, patch, SHAPE_PARTS[name])
     pts = pts - pts.mean(0)
     if config.rotate_z:
         th = rng.uniform(0, 2 * np.pi)
@@ -286,7 +383,7 @@ def generate_cloud(cls_index: int, split_id: int, index: int, config: ShapesConf
         pts = pts @ rot.T
     if config.noise:
         pts = pts + rng.normal(scale=config.noise, size=pts.shape)
-    return pts.astype(np.float32)
+    return pts.astype(np.float32), labels
 
 
 class Shapes(Dataset):
@@ -297,9 +394,17 @@ class Shapes(Dataset):
     display_name = "Shapes"
     benchmark = False
     Config = ShapesConfig
+    tasks = ("classification", "segmentation")
 
     def class_names(self) -> list[str]:
         return list(SHAPE_CLASSES)
+
+    def category_parts(self) -> list[list[int]]:
+        return shape_category_parts()
+
+    def part_names(self) -> list[str]:
+        """``<class>/<part>``, e.g. ``table/legs``, in global part id order."""
+        return [f"{name}/{part}" for name in SHAPE_CLASSES for part in SHAPE_PARTS[name]]
 
     def fingerprint(self) -> dict:
         return {"generator": "ddbench.data.shapes", "version": self.version}
@@ -308,10 +413,14 @@ class Shapes(Dataset):
         cfg = self.config
         per_class = cfg.train_per_class if split == "train" else cfg.test_per_class
         split_id = 0 if split == "train" else 1
-        clouds, labels = [], []
+        first = [parts[0] for parts in shape_category_parts()]
+        clouds, labels, point_labels = [], [], []
         for k in range(len(SHAPE_CLASSES)):
             for i in range(per_class):
-                clouds.append(generate_cloud(k, split_id, i, cfg))
+                pts, local = generate_labelled_cloud(k, split_id, i, cfg)
+                clouds.append(pts)
+                point_labels.append(first[k] + local)
                 labels.append(k)
         points = normalize_unit_sphere(torch.from_numpy(np.stack(clouds)))
-        return PointCloudSet(points, torch.tensor(labels), self.class_names(), name=f"shapes/{split}")
+        return PointCloudSet(points, torch.tensor(labels), self.class_names(), name=f"shapes/{split}",
+                             point_labels=torch.from_numpy(np.stack(point_labels)))

@@ -112,6 +112,17 @@ class Protocol(Component):
     kind: ClassVar[str] = "protocol"
     Config: ClassVar[type[ProtocolConfig]] = ProtocolConfig
     display_name: ClassVar[str] = ""
+    #: the tasks the protocol scores, and those it is the default protocol of (docs/segmentation.md)
+    tasks: ClassVar[tuple[str, ...]] = ("classification",)
+    default_for: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def evaluate(cls, synth, test, cfg, seeds, device, progress=None, *, network, task=None, **options) -> dict:
+        """Score ``synth`` on ``test`` with ``len(seeds)`` nets (``options``: engine, ensemble_size,
+        progress_file). Classification: :func:`ddbench.evaluation.evaluate.evaluate_synthetic`."""
+        from ddbench.evaluation.evaluate import evaluate_synthetic
+
+        return evaluate_synthetic(synth, test, cfg, seeds, device, progress, network=network, **options)
 
 
 class SADMProtocolConfig(ProtocolConfig):
@@ -161,6 +172,7 @@ class SADMProtocol(Protocol):
     version = "2"
     display_name = "SADM protocol"
     Config = SADMProtocolConfig
+    default_for = ("classification",)
     reference = Reference(
         paper="Yim, Kim and Sim, Dataset Distillation of 3D Point Clouds via Distribution Matching, NeurIPS 2025",
         repository="github.com/donguk071/SADM", revision=SADM_REVISION,

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import torch
 
 from ddbench.backbones.base import BackboneFactory
+from ddbench.backbones.tasks import Task
 from ddbench.config import ComponentConfig
 from ddbench.data.cloudset import PointCloudSet
 from ddbench.registry import Component
@@ -51,6 +52,8 @@ class DistillContext:
     checkpoint_every: int = 50
     #: content fingerprint of the data (ddbench.data.fingerprint); a checkpoint made on other data is not resumed
     data_fingerprint: str | None = None
+    #: what the networks predict (docs/segmentation.md): builds them, gives their loss and features
+    task: Task = field(default_factory=Task)
 
     @property
     def num_classes(self) -> int:
@@ -63,7 +66,7 @@ class DistillContext:
 
             raise ConfigError("this method needs a distillation backbone and none was given; pass one "
                               "(--distill-backbones pointnet)")
-        return self.backbone(self.num_classes if num_classes is None else num_classes)
+        return self.task.build_net(self.backbone, self.num_classes if num_classes is None else num_classes)
 
     def report(self, done: int, total: int, desc: str = "") -> None:
         if self.progress is not None:
@@ -95,16 +98,35 @@ class Method(Component):
     uses_backbone: ClassVar[bool] = False
     #: the backbone the method's paper distils with (used when an experiment names none)
     default_backbone: ClassVar[str] = "pointnet"
+    #: the default distillation backbone under other tasks than classification
+    task_backbones: ClassVar[dict[str, str]] = {"segmentation": "pointnet_seg"}
     #: whether the method is defined per PPC (False: one set per dataset, like ``whole``)
     uses_ppc: ClassVar[bool] = True
     #: name of the Config field that ``--iterations`` overrides (None: the method has no iterations)
     iterations_field: ClassVar[str | None] = None
+    #: the tasks the method runs for (docs/segmentation.md#the-task-axis)
+    tasks: ClassVar[tuple[str, ...]] = ("classification",)
+    #: classes that run the method for other tasks (e.g. DD3D's segmentation generator), by task, as
+    #: ``"module:Class"`` (imported on use, so that the variant may build on this class)
+    task_variants: ClassVar[dict[str, str]] = {}
 
     def __init__(self, config: ComponentConfig | None = None):
         self.config = config if config is not None else self.Config()
 
     def distill(self, ctx: DistillContext) -> SyntheticSet:
         raise NotImplementedError
+
+    @classmethod
+    def for_task(cls, task: str) -> type[Method] | None:
+        """The class that runs this method for ``task``: itself, a declared variant, or None (unsupported)."""
+        if task in cls.tasks:
+            return cls
+        if task in cls.task_variants:
+            import importlib
+
+            module, _, name = cls.task_variants[task].partition(":")
+            return getattr(importlib.import_module(module), name)
+        return None
 
     @classmethod
     def initialiser_request(cls, config: ComponentConfig) -> tuple[str, dict[str, Any]] | None:

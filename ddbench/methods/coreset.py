@@ -57,12 +57,15 @@ class NoConfig(ComponentConfig):
 
 
 def selection_to_set(ctx: DistillContext, indices: list[int], info: dict) -> SyntheticSet:
+    """The selected real clouds (with their per-point part labels under a segmentation task)."""
     idx = torch.tensor(indices, dtype=torch.long)
+    parts = ctx.task.point_labels_of(ctx.train, idx)
     return SyntheticSet(
         ctx.train.points[idx],
         ctx.train.labels[idx],
         list(ctx.train.class_names),
-        info={"selected_indices": indices, **info},
+        extras={"point_labels": parts} if parts is not None else {},
+        info={"selected_indices": indices, **info, **({"task": ctx.task.name} if parts is not None else {})},
     )
 
 
@@ -72,6 +75,7 @@ class RandomMethod(Method):
     role = "coreset"
     name = "random"
     version = "1"
+    tasks = ("classification", "segmentation")
     display_name = "Random"
     Config = NoConfig
 
@@ -97,7 +101,7 @@ class _EmbeddingCoreset(Method):
         if ctx.backbone is None:
             ctx.build_backbone()  # raises the one-line error that says which backbone to give
         feats, record = compute_embeddings(
-            ctx.train, self.config, ctx.backbone, ctx.seed, ctx.device, ctx.cache_dir, ctx.report,
+            ctx.train, self.config, ctx.backbone, ctx.seed, ctx.device, ctx.cache_dir, ctx.report, ctx.task,
         )
         indices: list[int] = []
         for k in range(ctx.num_classes):
@@ -111,6 +115,7 @@ class HerdingMethod(_EmbeddingCoreset):
 
     name = "herding"
     version = "1"
+    tasks = ("classification", "segmentation")
     display_name = "Herding"
     rule = staticmethod(herding_select)
 
@@ -120,6 +125,7 @@ class KCenterMethod(_EmbeddingCoreset):
 
     name = "kcenter"
     version = "1"
+    tasks = ("classification", "segmentation")
     display_name = "K-Center"
     rule = staticmethod(kcenter_select)
 
@@ -134,6 +140,7 @@ class WholeMethod(Method):
     name = "whole"
     role = "full_data"
     version = "1"
+    tasks = ("classification", "segmentation")
     display_name = "Whole dataset"
     uses_ppc = False
     Config = WholeConfig

@@ -115,6 +115,7 @@ class DCMethod(GradientMatchingMethod):
     display_name = "DC"
     Config = DCConfig
     lr_hint = "lr_points"
+    task_variants = {"segmentation": "ddbench.methods.segmentation:DCSegMethod"}
     reference = Reference(
         paper="Zhao, Mopuri and Bilen, Dataset Condensation with Gradient Matching, ICLR 2021",
         repository="github.com/XLechter/PointCondensation", revision=PCC_REVISION,
@@ -193,6 +194,7 @@ class PCCMethod(DCMethod):
     version = "1"
     display_name = "PCC"
     Config = PCCConfig
+    task_variants = {}
     reference = Reference(
         paper="Informative Point cloud Dataset Extraction for Classification via Gradient-based Points Moving, "
               "ACM MM 2024",

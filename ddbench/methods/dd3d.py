@@ -245,6 +245,7 @@ class DD3DMethod(GradientMatchingMethod):
     Config = DD3DConfig
     default_backbone = "pointnet_in"
     lr_hint = "lr"
+    task_variants = {"segmentation": "ddbench.methods.dd3d_seg:DD3DSegMethod"}
     reference = Reference(
         paper="Bo and Wang, Point Cloud Dataset Distillation, ICML 2025 (PMLR 267:4588-4601)",
         repository="github.com/bdy9527/DD3D", revision=REVISION,

@@ -23,11 +23,14 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from ddbench.backbones.base import BackboneFactory
+from ddbench.backbones.tasks import Task
 from ddbench.backbones.utils import bn_warmup
 from ddbench.config import ComponentConfig
 from ddbench.data.cloudset import PointCloudSet, epoch_batches
 from ddbench.errors import TrainingDivergedError
 from ddbench.io import atomic_path, stable_hash
+
+CLASSIFICATION = Task()
 
 
 class EmbeddingConfig(ComponentConfig):
@@ -47,25 +50,33 @@ def content_hash(tensor: torch.Tensor) -> str:
 
 
 @torch.no_grad()
-def global_features(net, points: torch.Tensor, device: torch.device, batch: int = 128) -> torch.Tensor:
+def global_features(net, points: torch.Tensor, device: torch.device, batch: int = 128, labels=None,
+                    task: Task = CLASSIFICATION) -> torch.Tensor:
+    """The global feature of every cloud (a segmentation net also sees each cloud's category, ``labels``)."""
     net.eval()
-    out = [net(points[lo : lo + batch].to(device)).global_feature.cpu() for lo in range(0, len(points), batch)]
+    out = []
+    for lo in range(0, len(points), batch):
+        y = labels[lo : lo + batch].to(device) if labels is not None else None
+        out.append(task.global_feature(net, points[lo : lo + batch].to(device), y).cpu())
     return torch.cat(out)
 
 
-def _train_embedding_net(net, train: PointCloudSet, cfg: EmbeddingConfig, seed: int, device, report) -> float:
+def _train_embedding_net(net, train: PointCloudSet, cfg: EmbeddingConfig, seed: int, device, report,
+                         task: Task = CLASSIFICATION) -> float:
+    """Train the embedding net on the task's targets (cloud labels, or per-point parts); its last train accuracy."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.SGD(net.parameters(), lr=cfg.embedding_lr, momentum=0.9, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.embedding_epochs)
     points, labels = train.points, train.labels
+    targets = train.point_labels if task.per_point else labels
     acc = 0.0
     for epoch in range(cfg.embedding_epochs):
         net.train()
         correct = 0
         for idx in epoch_batches(len(points), cfg.embedding_batch_size, gen):
-            out = net(points[idx].to(device)).logits
-            y = labels[idx].to(device)
-            loss = F.cross_entropy(out, y)
+            out = task.logits(net, points[idx].to(device), labels[idx].to(device))
+            y = targets[idx].to(device)
+            loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
             if not torch.isfinite(loss):
                 raise TrainingDivergedError(
                     f"embedding net diverged at epoch {epoch + 1}; lower embedding_lr ({cfg.embedding_lr})"
@@ -75,7 +86,7 @@ def _train_embedding_net(net, train: PointCloudSet, cfg: EmbeddingConfig, seed: 
             opt.step()
             correct += int((out.argmax(-1) == y).sum())
         sched.step()
-        acc = 100.0 * correct / len(points)
+        acc = 100.0 * correct / targets.numel()
         report(epoch + 1, cfg.embedding_epochs, f"embedding net epoch {epoch + 1} (train acc {acc:.1f}%)")
     return acc
 
@@ -88,8 +99,10 @@ def compute_embeddings(
     device: torch.device,
     cache_dir: Path | None,
     report=lambda done, total, desc: None,
+    task: Task = CLASSIFICATION,
 ) -> tuple[torch.Tensor, dict]:
-    """Features (M, C) of every training cloud and a record of the network that produced them."""
+    """Features (M, C) of every training cloud and a record of the network that produced them (for a
+    segmentation task: the segmentation net's max-pooled feature, the net trained on the part labels)."""
     seed = cfg.embedding_seed if cfg.embedding_seed is not None else seed
     record = {
         "embedding": cfg.embedding,
@@ -98,15 +111,17 @@ def compute_embeddings(
         "feature": "global_feature",
         "seed": seed,
         "normalize_features": cfg.normalize_features,
+        **({"task": task.name} if task.per_point else {}),
     }
     start = time.perf_counter()
     if cfg.embedding == "random":
         torch.manual_seed(seed)
-        net = backbone(train.num_classes).to(device)
+        net = task.build_net(backbone, train.num_classes).to(device)
         gen = torch.Generator().manual_seed(seed)
-        warm = torch.cat([train.class_batch(k, 8, gen) for k in range(train.num_classes)])
-        bn_warmup(net, warm.to(device))
-        feats = global_features(net, train.points, device)
+        warm_idx = torch.cat([train.class_batch_indices(k, 8, gen) for k in range(train.num_classes)])
+        bn_warmup(net, train.points[warm_idx].to(device), *(() if not task.per_point else
+                                                            (train.labels[warm_idx].to(device),)))
+        feats = global_features(net, train.points, device, labels=train.labels, task=task)
         record["warmup"] = "frozen BN warm-up, 8 clouds per class"
     else:
         record.update(epochs=cfg.embedding_epochs, batch_size=cfg.embedding_batch_size, lr=cfg.embedding_lr,
@@ -124,9 +139,9 @@ def compute_embeddings(
             record["cached"] = True
         else:
             torch.manual_seed(seed)
-            net = backbone(train.num_classes).to(device)
-            acc = _train_embedding_net(net, train, cfg, seed, device, report)
-            feats = global_features(net, train.points, device)
+            net = task.build_net(backbone, train.num_classes).to(device)
+            acc = _train_embedding_net(net, train, cfg, seed, device, report, task)
+            feats = global_features(net, train.points, device, labels=train.labels, task=task)
             record["train_accuracy"] = acc
             record["cached"] = False
             if path is not None:

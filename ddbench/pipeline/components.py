@@ -92,12 +92,29 @@ def component_kinds() -> tuple[str, ...]:
     return KINDS
 
 
+def comparison_by_metric(records, published, preset, decimals: int):
+    """The comparison of one metric, or (``metric = "all"``) of every metric the published table has, stacked
+    with a ``metric`` column."""
+    import pandas as pd
+
+    from ddbench.tables.preset import comparison_frame
+
+    if preset.metric != "all":
+        return comparison_frame(records, published, preset.paper_release, decimals, preset.metric, table_labels())
+    frames = []
+    for metric in dict.fromkeys(published["metric"]):
+        frame = comparison_frame(records, published[published["metric"] == metric], preset.paper_release, decimals,
+                                 metric, table_labels())
+        frames.append(frame.assign(metric=metric))
+    return pd.concat(frames, ignore_index=True)
+
+
 def preset_table(name: str, results, fmt: str = "markdown", decimals: int = 1, datasets=None, methods=None,
                  ppc=None) -> str:
     """Our cells under ``results`` beside preset ``name``'s published table (docs/presets.md)."""
     from ddbench.tables import read_cells
     from ddbench.tables.layouts import load_published
-    from ddbench.tables.preset import comparison_frame, render_comparison
+    from ddbench.tables.preset import render_comparison
 
     preset = get_registries().preset.get(name).cls
     published = load_published(preset.source)
@@ -109,8 +126,9 @@ def preset_table(name: str, results, fmt: str = "markdown", decimals: int = 1, d
     if ppc:
         published = published[published["ppc"].isin(ppc) | published["ppc"].isna()]
     records, _ = read_cells(results)
+    task = preset.grid.get("task", "classification")
     keep = [r for r in records if (not datasets or r.dataset in datasets) and (not methods or r.method in methods)
-            and (not ppc or r.ppc in ppc or r.ppc is None)]
-    frame = comparison_frame(keep, published, preset.paper_release, decimals, preset.metric, table_labels())
+            and (not ppc or r.ppc in ppc or r.ppc is None) and r.task == task]
+    frame = comparison_by_metric(keep, published, preset, decimals)
     title = f"{preset.title} ({name}).{' ' + preset.limitations[0].upper() + preset.limitations[1:] + '.' if preset.limitations else ''}"
     return render_comparison(frame, fmt, title)

@@ -50,7 +50,9 @@ class ExperimentConfig(BaseModel):
         None, description="backbones the methods distil with (default: each method's own, e.g. pointnet_in for dd3d)"
     )
     eval_backbones: list[str] | None = Field(None, description="default: the protocol's network")
-    protocol: str = "sadm"
+    task: str = Field("classification", description="classification or segmentation (docs/segmentation.md)")
+    protocol: str | None = Field(None, description="evaluation protocol (default: the task's, sadm for "
+                                 "classification, dd3d_seg for segmentation)")
     eval_nets: int | None = Field(None, gt=0, description="override the protocol's number of nets")
     epochs: int | None = Field(None, gt=0, description="override the protocol's epochs")
     iterations: int | None = Field(None, gt=0, description="override the methods' iterations")

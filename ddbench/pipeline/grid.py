@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass
 
 from ddbench.backbones.base import BackboneFactory, check_provides
+from ddbench.backbones.tasks import supports, task_class, unsupported
 from ddbench.cells.resolved import DataIdentity, Resolved, ResolvedCell
 from ddbench.cells.spec import CellSpec
 from ddbench.data.fingerprint import content_fingerprint
@@ -56,6 +57,23 @@ def backbone_factory(exp: ExperimentConfig, reg: Registries, name: str, base: di
     return BackboneFactory.of(cls, {**(base or {}), **exp.backbone_config.get(name, {})})
 
 
+def check_task(exp: ExperimentConfig, reg: Registries, protocol: ProtocolChoice, eval_backbones: list[str]) -> None:
+    """Every component the grid names supports the experiment's task: a one-line error before the grid starts."""
+    task_class(exp.task)
+    comps = [("protocol", protocol.cls)] + [("backbone", reg.backbone.get(b).cls)
+                                             for b in eval_backbones + (exp.distill_backbones or [])]
+    bad = unsupported(comps, exp.task)
+    if bad:
+        able = [i.name for i in reg.kind(bad[0].split()[0]) if supports(i.cls, exp.task)]
+        raise ConfigError(f"{bad[0]} does not support task {exp.task}; use one that does: {', '.join(able)}")
+
+
+def check_dataset_task(dataset, task: str, reg: Registries) -> None:
+    if not supports(type(dataset), task):
+        able = [i.name for i in reg.dataset if supports(i.cls, task)]
+        raise ConfigError(f"dataset {dataset.name} does not support task {task}; datasets that do: {', '.join(able)}")
+
+
 def resolve_initialiser(reg: Registries, method_cls, config) -> Resolved | None:
     """The coreset method that makes ``method_cls``'s initial set, when it asks for one."""
     request = method_cls.initialiser_request(config)
@@ -84,18 +102,29 @@ def method_ppcs(exp, method_cls, config, dataset) -> list[tuple[int | None, int 
     return out
 
 
-def choose_method(exp, reg, name: str, dataset, protocol: ProtocolChoice) -> MethodChoice:
+def method_for_task(reg, name: str, task: str) -> type:
+    """The method class that runs ``name`` for ``task`` (a method may hand a task to a variant class, e.g. DD3D's
+    segmentation generator); a one-line error when it has none."""
     info = reg.method.get(name)
-    cls = info.cls
+    cls = info.cls.for_task(task)
+    if cls is None:
+        able = [i.name for i in reg.method if i.cls.for_task(task) is not None]
+        raise ConfigError(f"method {name} does not support task {task}; methods that do: {', '.join(able)}")
+    return cls
+
+
+def choose_method(exp, reg, name: str, dataset, protocol: ProtocolChoice) -> MethodChoice:
+    cls = method_for_task(reg, name, exp.task)
     values = dict(exp.method_config.get(name, {}))
     if exp.iterations is not None and cls.iterations_field is not None:
         values[cls.iterations_field] = exp.iterations
-    cfg = info.make_config(values)
+    cfg = cls.make_config(values)
     devs = budget_deviations(exp, protocol.default, cls)
     devs += config_deviations("method", name, cfg, skip={cls.iterations_field} if exp.iterations else set())
     devs += config_deviations("dataset", dataset.name, dataset.config)
     devs += protocol.deviations
-    dbbs = (exp.distill_backbones or [cls.default_backbone]) if cls.uses_backbone else [None]
+    default_dbb = cls.task_backbones.get(exp.task, cls.default_backbone)
+    dbbs = (exp.distill_backbones or [default_dbb]) if cls.uses_backbone else [None]
     for dbb in dbbs:
         if dbb is not None:
             check_provides(reg.backbone.get(dbb).cls, cls.needs, name)
@@ -121,11 +150,11 @@ def make_cell(exp, reg, dataset: Resolved, choice: MethodChoice, protocol: Proto
         ppc=ppc, seed=seed, distill_backbone=dbb,
         distill_backbone_config=distill_net.config_dict() if distill_net else {},
         eval_backbone=ebb, eval_backbone_config=eval_net.config_dict(),
-        protocol=exp.protocol, protocol_version=str(protocol.cls.version), protocol_config=proto_values,
-        deviations=choice.deviations, eval_iterations=choice.eval_iterations, budget_bytes=budget,
+        protocol=protocol.name, protocol_version=str(protocol.cls.version), protocol_config=proto_values,
+        deviations=choice.deviations, eval_iterations=choice.eval_iterations, budget_bytes=budget, task=exp.task,
     )
     return ResolvedCell(spec, dataset, method, choice.initialiser, distill_net, eval_net,
-                        Resolved(protocol.cls, protocol.cls.make_config(proto_values)), data)
+                        Resolved(protocol.cls, protocol.cls.make_config(proto_values)), data, task_class(exp.task))
 
 
 def expand_grid(exp: ExperimentConfig, reg: Registries, data_root=None, cache_dir=None) -> list[ResolvedCell]:
@@ -135,9 +164,11 @@ def expand_grid(exp: ExperimentConfig, reg: Registries, data_root=None, cache_di
     eval_backbones = exp.eval_backbones or [protocol.config.backbone]
     for name in eval_backbones + (exp.distill_backbones or []):
         reg.backbone.get(name)
+    check_task(exp, reg, protocol, eval_backbones)
     cells: list[ResolvedCell] = []
     for ds_name in resolve_datasets(exp, reg, data_root, cache_dir):
         dataset = open_dataset_of(reg, ds_name, exp.dataset_config.get(ds_name), data_root, cache_dir)
+        check_dataset_task(dataset, exp.task, reg)
         ds_resolved, data = Resolved(type(dataset), dataset.config), data_identity(dataset)
         for m_name in resolve_methods(exp, reg):
             choice = choose_method(exp, reg, m_name, dataset, protocol)

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from ddbench.backbones.tasks import supports, task_class
 from ddbench.cells.deviations import Deviation
 from ddbench.config import config_diff
 from ddbench.errors import ConfigError, DataError
@@ -32,6 +33,10 @@ class ProtocolChoice:
     default: dict[str, Any]
     deviations: tuple[Deviation, ...]
 
+    @property
+    def name(self) -> str:
+        return self.cls.name
+
 
 def config_deviations(kind: str, name: str, config, skip: set[str] = frozenset()) -> list[Deviation]:
     """Non-default values of a component config, as recorded deviations from the reference."""
@@ -41,8 +46,19 @@ def config_deviations(kind: str, name: str, config, skip: set[str] = frozenset()
             for k in config_diff(config) if k not in skip]
 
 
+def protocol_name(exp: ExperimentConfig, reg: Registries) -> str:
+    """The experiment's protocol, or the one its task declares as its default (``Protocol.default_for``)."""
+    task_class(exp.task)  # an unknown task is named first
+    if exp.protocol is not None:
+        return exp.protocol
+    defaults = [i.name for i in reg.protocol if exp.task in getattr(i.cls, "default_for", ())]
+    if not defaults:
+        raise ConfigError(f"no protocol is the default for task {exp.task!r}; name one with --protocol")
+    return defaults[0]
+
+
 def resolve_protocol(exp: ExperimentConfig, reg: Registries) -> ProtocolChoice:
-    info = reg.protocol.get(exp.protocol)
+    info = reg.protocol.get(protocol_name(exp, reg))
     values = dict(exp.protocol_config)
     if exp.selection is not None:
         values["selection"] = exp.selection
@@ -52,7 +68,7 @@ def resolve_protocol(exp: ExperimentConfig, reg: Registries) -> ProtocolChoice:
     if exp.epochs is not None:
         cfg = cfg.with_epochs(exp.epochs)
     default = info.cls.Config().model_dump()
-    devs = config_deviations("protocol", exp.protocol, cfg, skip=_PROTOCOL_SETTINGS)
+    devs = config_deviations("protocol", info.name, cfg, skip=_PROTOCOL_SETTINGS)
     if cfg.selection == "best_test":
         devs.append(Deviation(kind="test-selection", setting="selection", reference=default["selection"],
                               used="best_test"))
@@ -85,7 +101,8 @@ def resolve_datasets(exp: ExperimentConfig, reg: Registries, data_root, cache_di
     """Dataset names to run; ``all`` means every registered benchmark dataset whose data is present."""
     names: list[str] = []
     for name in exp.datasets:
-        candidates = [i.name for i in reg.dataset if i.cls.benchmark] if name == "all" else [name]
+        candidates = ([i.name for i in reg.dataset if i.cls.benchmark and supports(i.cls, exp.task)]
+                      if name == "all" else [name])
         for candidate in candidates:
             ok, why = open_dataset_of(reg, candidate, exp.dataset_config.get(candidate), data_root,
                                       cache_dir).availability()
@@ -107,7 +124,8 @@ def resolve_methods(exp: ExperimentConfig, reg: Registries) -> list[str]:
     names: list[str] = []
     for name in exp.methods:
         if name == "all":
-            names += [i.name for i in reg.method if i.cls.role != "full_data" and i.name not in names]
+            names += [i.name for i in reg.method if i.cls.role != "full_data" and i.name not in names
+                      and i.cls.for_task(exp.task) is not None]
         else:
             reg.method.get(name)
             if name not in names:

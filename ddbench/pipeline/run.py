@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ddbench.backbones.tasks import supports, task_class
 from ddbench.cells.resolved import Resolved, ResolvedCell
 from ddbench.data.paths import resolve_cache_dir, resolve_data_root
 from ddbench.environment import environment_record, resolve_device
 from ddbench.errors import ConfigError
-from ddbench.evaluation.evaluate import evaluate_synthetic
 from ddbench.pipeline.experiment import ExperimentConfig
 from ddbench.pipeline.grid import backbone_factory, expand_grid
+from ddbench.pipeline.resolve import protocol_name
 from ddbench.plugins import Registries, get_registries
 from ddbench.runner.cell import RunSettings, distill_artifact_record, distill_context
 from ddbench.runner.progress import Reporter
@@ -71,6 +72,7 @@ class DistillRequest:
     data_root: str | None = None
     cache_dir: str | None = None
     sections: dict[str, Any] | None = None  # method_config / dataset_config / backbone_config, as from --set
+    task: str = "classification"
 
 
 def distill_one(request: DistillRequest, out_path: Path) -> dict[str, Any]:
@@ -79,12 +81,13 @@ def distill_one(request: DistillRequest, out_path: Path) -> dict[str, Any]:
     exp = ExperimentConfig(
         datasets=[request.dataset], methods=[request.method], ppc=[request.ppc], seeds=[request.seed],
         distill_backbones=[request.backbone] if request.backbone else None, iterations=request.iterations,
-        data_root=request.data_root, cache_dir=request.cache_dir, device=request.device,
+        data_root=request.data_root, cache_dir=request.cache_dir, device=request.device, task=request.task,
         **{k: v for k, v in sections.items() if k in ("method_config", "dataset_config", "backbone_config")},
     )
     cell = plan_grid(exp)[0]
     dataset = cell.dataset.build(resolve_data_root(exp.data_root), resolve_cache_dir(exp.cache_dir))
-    ctx = distill_context(cell, dataset.load("train"), resolve_device(exp.device), resolve_cache_dir(exp.cache_dir))
+    ctx = distill_context(cell, dataset.load("train"), resolve_device(exp.device), resolve_cache_dir(exp.cache_dir),
+                          task_ops=cell.task.for_dataset(dataset))
     synth = cell.method.build().distill(ctx)
     return save_artifact(out_path, synth, distill_artifact_record(cell))
 
@@ -94,7 +97,7 @@ class EvalRequest:
     """``ddbench eval``: one artifact under one protocol."""
 
     artifact: Path
-    protocol: str = "sadm"
+    protocol: str | None = None  # None: the default protocol of the artifact's task
     eval_nets: int | None = None
     epochs: int | None = None
     backbone: str | None = None
@@ -107,8 +110,10 @@ class EvalRequest:
     cache_dir: str | None = None
 
 
-def resolve_eval_protocol(request: EvalRequest, reg: Registries) -> Resolved:
-    info = reg.protocol.get(request.protocol)
+def resolve_eval_protocol(request: EvalRequest, reg: Registries, task: str = "classification") -> Resolved:
+    info = reg.protocol.get(protocol_name(ExperimentConfig(protocol=request.protocol, task=task), reg))
+    if not supports(info.cls, task):
+        raise ConfigError(f"protocol {info.name} does not score {task}; the artifact was distilled for {task}")
     values: dict[str, Any] = {}
     if request.eval_nets is not None:
         values["num_nets"] = request.eval_nets
@@ -130,7 +135,8 @@ def evaluate_one(request: EvalRequest) -> tuple[dict[str, Any], dict[str, Any], 
     synth, manifest = load_artifact(request.artifact)
     if request.points is not None:
         synth = at_resolution(synth, request.points)
-    protocol = resolve_eval_protocol(request, reg)
+    task = manifest.get("task", "classification")
+    protocol = resolve_eval_protocol(request, reg, task)
     dataset_name = manifest.get("dataset")
     if not dataset_name:
         raise ConfigError(f"{request.artifact} does not name its dataset in the manifest")
@@ -140,10 +146,11 @@ def evaluate_one(request: EvalRequest) -> tuple[dict[str, Any], dict[str, Any], 
     device = resolve_device(request.device)
     draw = manifest.get("seed", 0) if request.seed < 0 else request.seed
     network = backbone_factory(ExperimentConfig(), reg, protocol.config.backbone, protocol.config.backbone_config)
-    result = evaluate_synthetic(synth, dataset.load("test"), protocol.config, protocol.config.net_seeds(draw), device,
-                                engine=request.eval_engine, ensemble_size=request.ensemble_size, network=network)
+    result = protocol.cls.evaluate(synth, dataset.load("test"), protocol.config, protocol.config.net_seeds(draw),
+                                   device, engine=request.eval_engine, ensemble_size=request.ensemble_size,
+                                   network=network, task=task_class(task).for_dataset(dataset))
     record = {"artifact": str(request.artifact), "artifact_sha256": manifest["sha256"].get("file"),
-              "points": int(synth.points.shape[1]), "protocol": request.protocol,
+              "points": int(synth.points.shape[1]), "protocol": protocol.name, "task": task,
               "protocol_version": protocol.version, "protocol_config": protocol.config.model_dump(mode="json"),
               "results": result, "environment": environment_record(device)}
     return record, manifest, synth, protocol

@@ -16,17 +16,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ddbench.backbones.tasks import Task
 from ddbench.cells.record import CellRecord
 from ddbench.cells.resolved import ResolvedCell
 from ddbench.cells.spec import CellSpec
 from ddbench.data.fingerprint import content_fingerprint
 from ddbench.environment import PeakMemory, environment_record, resolve_device
 from ddbench.errors import ArtifactError, DataError, DDBenchError
-from ddbench.evaluation.evaluate import evaluate_synthetic
 from ddbench.io import write_json_atomic
 from ddbench.methods.base import DistillContext
 from ddbench.runner.claims import Claim
 from ddbench.synthetic.artifact import load_artifact, manifest_path, save_artifact
+
+#: the scores a finished cell's outcome carries (those its evaluation has: segmentation has no mAcc but mIoUs)
+SUMMARY_KEYS = ("oa_mean", "oa_std", "macc_mean", "macc_std", "instance_miou_mean", "instance_miou_std",
+                "class_miou_mean", "class_miou_std", "num_nets")
 
 #: cell progress: (stage, done, total)
 CellProgress = Callable[[str, int, int], None]
@@ -141,8 +145,9 @@ def _load_existing(task: CellTask) -> tuple[Any, dict, dict[int, Any]] | None:
 
 
 def distill_context(cell: ResolvedCell, train, device, cache_dir: Path | None, progress: CellProgress | None = None,
-                    checkpoint_path: Path | None = None) -> DistillContext:
-    """The method's inputs for ``cell``: data, backbone factory, initialiser, snapshots, checkpoint."""
+                    checkpoint_path: Path | None = None, task_ops: Task | None = None) -> DistillContext:
+    """The method's inputs for ``cell``: data, backbone factory, initialiser, snapshots, checkpoint, and the task
+    (``task_ops``: the cell's task for its dataset; default: the task class's own, classification)."""
     spec = cell.spec
     report = (lambda done, total, desc: progress(f"distill {desc}".strip(), done, total)) if progress else None
     return DistillContext(
@@ -151,6 +156,7 @@ def distill_context(cell: ResolvedCell, train, device, cache_dir: Path | None, p
         initialiser=cell.initialiser.build() if cell.initialiser else None,
         cache_dir=cache_dir, progress=report, snapshot_iterations=tuple(spec.eval_iterations),
         checkpoint_path=checkpoint_path, data_fingerprint=cell.data.content if cell.data else None,
+        task=task_ops if task_ops is not None else cell.task(),
     )
 
 
@@ -164,7 +170,7 @@ def distill_artifact_record(cell: ResolvedCell) -> dict[str, Any]:
     return record
 
 
-def _distill(task: CellTask, train, device, progress: CellProgress):
+def _distill(task: CellTask, train, device, progress: CellProgress, task_ops: Task):
     """(synthetic set, manifest, seconds, memory record, snapshots): reuses matching artifacts if present.
 
     Cells that share one distillation wait for its artifact instead of computing it again: the distillation is
@@ -177,17 +183,17 @@ def _distill(task: CellTask, train, device, progress: CellProgress):
                                                f" on {holder.host if holder else '?'}", 0, 1))
             existing = _load_existing(task)  # made by the worker waited for
             if existing is None:
-                made = _distill_now(task, train, device, progress)
+                made = _distill_now(task, train, device, progress, task_ops)
                 claim.log("distilled")
                 return made
     synth, manifest, snapshots = existing
     return synth, manifest, 0.0, {"reused_artifact": True}, snapshots
 
 
-def _distill_now(task: CellTask, train, device, progress: CellProgress):
+def _distill_now(task: CellTask, train, device, progress: CellProgress, task_ops: Task):
     spec = task.spec
     ctx = distill_context(task.cell, train, device, task.settings.cache_dir, progress,
-                          Path(task.results_dir) / "checkpoints" / f"{spec.distill_key}.pt")
+                          Path(task.results_dir) / "checkpoints" / f"{spec.distill_key}.pt", task_ops)
     start = time.perf_counter()
     with PeakMemory(device) as mem:
         synth = task.cell.method.build().distill(ctx)
@@ -203,15 +209,16 @@ def _distill_now(task: CellTask, train, device, progress: CellProgress):
     return synth, manifest, seconds, {**mem.record(), "reused_artifact": False}, dict(ctx.snapshots)
 
 
-def _evaluate(task: CellTask, synth, snapshots: dict, test, device, progress: CellProgress) -> tuple[dict, list]:
+def _evaluate(task: CellTask, synth, snapshots: dict, test, device, progress: CellProgress,
+              task_ops: Task) -> tuple[dict, list]:
     """The final set's evaluation and the intermediate ones (each net resumable from its progress file)."""
     cell, checkpoints = task.cell, Path(task.results_dir) / "checkpoints"
     seeds = cell.protocol.config.net_seeds(cell.spec.seed)
     engine = {"engine": task.settings.eval_engine, "ensemble_size": task.settings.ensemble_size,
-              "network": cell.eval_backbone}
+              "network": cell.eval_backbone, "task": task_ops}
 
     def run(points_set, label: str, suffix: str) -> dict:
-        return evaluate_synthetic(
+        return cell.protocol.cls.evaluate(
             points_set, test, cell.protocol.config, seeds, device,
             lambda i, n, e, E: progress(f"eval {label}net {i + 1}/{n}", i * E + e, n * E), **engine,
             progress_file=checkpoints / f"{cell.cell_id}.eval{suffix}.json",
@@ -226,7 +233,7 @@ def _evaluate(task: CellTask, synth, snapshots: dict, test, device, progress: Ce
 def _header(cell: ResolvedCell) -> dict[str, Any]:
     spec = cell.spec
     return {
-        "cell_id": spec.cell_id, "status": "running", "method_role": cell.role,
+        "cell_id": spec.cell_id, "status": "running", "method_role": cell.role, "task": spec.task,
         **{k: getattr(spec, k) for k in ("dataset", "method", "ppc", "seed", "distill_backbone",
                                         "eval_backbone", "protocol", "protocol_version")},
         "spec": spec.model_dump(mode="json"), "deviations": list(spec.deviations),
@@ -256,14 +263,15 @@ def _compute(task: CellTask, record: dict[str, Any], progress: CellProgress, t0:
     progress("loading data", 0, 1)
     train, test = dataset.load("train"), dataset.load("test")
     record["data"] = data_record(cell, dataset, train, test)
-    synth, manifest, distill_s, distill_mem, snapshots = _distill(task, train, device, progress)
+    task_ops = cell.task.for_dataset(dataset)
+    synth, manifest, distill_s, distill_mem, snapshots = _distill(task, train, device, progress, task_ops)
     record["artifact"] = {"path": str(artifact_path(task.results_dir, cell.spec).relative_to(task.results_dir)),
                           "sha256": manifest["sha256"].get("file"), "storage": manifest["storage"],
                           "info": manifest.get("info", {})}
     seeds = cell.protocol.config.net_seeds(cell.spec.seed)
     record["seeds"] = {"cell": cell.spec.seed, "distill": cell.spec.seed, "eval_nets": seeds}
     with PeakMemory(device) as eval_mem:
-        evaluation, intermediate = _evaluate(task, synth, snapshots, test, device, progress)
+        evaluation, intermediate = _evaluate(task, synth, snapshots, test, device, progress, task_ops)
     evaluation["iteration"] = synth.info.get("iterations")
     record["results"] = evaluation
     if intermediate:
@@ -320,7 +328,7 @@ def finished_outcome(task: CellTask) -> CellOutcome | None:
         raw = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    summary = {k: raw.get("results", {}).get(k) for k in ("oa_mean", "oa_std", "macc_mean", "macc_std", "num_nets")}
+    summary = {k: raw.get("results", {}).get(k) for k in SUMMARY_KEYS if k in raw.get("results", {})}
     return CellOutcome(task.spec.cell_id, "done", str(path), summary)
 
 
@@ -342,5 +350,5 @@ def _run_cell(task: CellTask, progress: CellProgress) -> CellOutcome:
     write_json_atomic(out_path, typed.to_json())
     summary = {}
     if typed.status == "ok":
-        summary = {k: record["results"][k] for k in ("oa_mean", "oa_std", "macc_mean", "macc_std", "num_nets")}
+        summary = {k: record["results"][k] for k in SUMMARY_KEYS if k in record["results"]}
     return CellOutcome(typed.cell_id, typed.status, str(out_path), summary, typed.error, time.perf_counter() - t0)

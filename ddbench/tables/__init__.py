@@ -55,6 +55,14 @@ def build_tables(results_dir, metric="oa", std="nets", decimals=1, published=Non
     cells = read_cells(results_dir)[0] if cells is None else cells
     labels = Labels((labels or Labels()).display_names,
                     frozenset(c.method for c in cells if c.method_role == "full_data"))
+    segmentation = [c for c in cells if c.task == "segmentation"]
+    cells = [c for c in cells if c.task != "segmentation"]
+    seg_tables = (segmentation_tables(segmentation, std, decimals, published, datasets, methods, ppc, labels)
+                  if segmentation and layout in ("methods", "segmentation") else [])
+    if layout == "segmentation" or (segmentation and not any(c.status == "ok" for c in cells)):
+        if not seg_tables:
+            raise DDBenchError("no finished segmentation cells; run `ddbench run --task segmentation` first")
+        return seg_tables
     tidy = select_iteration(_selected_tidy(cells, datasets, methods, ppc), iteration)
     agg = aggregate(tidy, metric)
     if agg.empty:
@@ -70,6 +78,25 @@ def build_tables(results_dir, metric="oa", std="nets", decimals=1, published=Non
               for spec, sub in groups(agg, labels)]
     if not tables:
         raise DDBenchError(f"nothing to show in the {layout} layout (it needs methods with a PPC)")
+    return tables + seg_tables
+
+
+def segmentation_tables(cells, std, decimals, published, datasets, methods, ppc, labels: Labels) -> list:
+    """The DD3D Table 2 layout of every like-with-like group of segmentation cells (docs/segmentation.md)."""
+    from ddbench.tables.layouts import load_published
+    from ddbench.tables.segmentation import SEG_METRICS, build_segmentation_table, segmentation_groups
+    from ddbench.tables.tidy import select_iteration
+
+    tidy = select_iteration(_selected_tidy(cells, datasets, methods, ppc), None)
+    if tidy.empty:
+        return []
+    aggs = {m: aggregate(tidy, m) for m in SEG_METRICS}
+    pub = load_published(None if published == "all" else published) if published else None
+    tables = []
+    for spec, oa_group in segmentation_groups(aggs["oa"], labels):
+        keep = oa_group.index
+        tables.append(build_segmentation_table(spec, {m: a.loc[keep] for m, a in aggs.items()}, std, decimals, pub,
+                                               labels))
     return tables
 
 

@@ -36,7 +36,7 @@ PUBLISHED_ALIASES = {
     "dataset": {"modelnet40_aligned": "modelnet40", "scanobjectnn_aligned": "scanobjectnn"},
 }
 SETTING_LABELS = {"_rotated_pca": "rotated, PCA", "_rotated": "rotated", "_pca": "PCA"}
-LAYOUTS = ("methods", "backbones")
+LAYOUTS = ("methods", "backbones", "segmentation")
 #: the published tables whose rows sit beside ours in the methods layout (the papers' main tables; the others are
 #: shown with ``ddbench table --preset``)
 MAIN_TABLES = ("1", "main")

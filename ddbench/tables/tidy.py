@@ -115,9 +115,16 @@ def _release_text(release: dict) -> str:
     return text if release.get("catalogued", True) else text + " (files not in ddbench's catalogue)"
 
 
+#: the per-net scores of segmentation cells (docs/segmentation.md#metrics), added as columns when any cell has them
+SEGMENTATION_METRICS = ("instance_miou", "class_miou")
+METRICS = ("oa", "macc", *SEGMENTATION_METRICS)
+
+
 def tidy_frame(cells: list[CellRecord]) -> pd.DataFrame:
-    """One row per evaluation net of every successful cell; intermediate iterations (``final`` False) included."""
+    """One row per evaluation net of every successful cell; intermediate iterations (``final`` False) included.
+    Segmentation cells add their instance and class mIoU (``oa`` is then the point accuracy, ``macc`` empty)."""
     rows = []
+    segmentation = any(c.task == "segmentation" for c in cells)
     for c in cells:
         if c.status != "ok":
             continue
@@ -127,8 +134,10 @@ def tidy_frame(cells: list[CellRecord]) -> pd.DataFrame:
             for i, net in enumerate(ev.nets):
                 rows.append({**base, "iteration": np.nan if ev.iteration is None else ev.iteration, "final": final,
                              "net": i, "net_seed": net.seed, "oa": net.oa, "macc": net.macc,
-                             "selected_epoch": net.selected_epoch, "epochs": net.epochs})
-    columns = ["cell_id", *GROUP_KEYS, "seed", "net", "net_seed", "oa", "macc", "selected_epoch", "epochs",
+                             "selected_epoch": net.selected_epoch, "epochs": net.epochs,
+                             **{m: getattr(net, m, np.nan) for m in SEGMENTATION_METRICS if segmentation}})
+    scores = ["oa", "macc", *(SEGMENTATION_METRICS if segmentation else ())]
+    columns = ["cell_id", *GROUP_KEYS, "seed", "net", "net_seed", *scores, "selected_epoch", "epochs",
                "ddof", "storage_floats", "storage_bytes", "storage_bytes_per_class", "effective_clouds_per_class",
                "distill_seconds", "eval_seconds", "peak_rss_bytes",
                "device", "device_name", "engine", "ddbench_version", "torch_version"]
@@ -152,8 +161,10 @@ def aggregate(tidy: pd.DataFrame, metric: str = "oa", ddof: int | None = None) -
     - ``std_draws``: spread of the per-draw means over draw seeds (NaN with one draw).
     ``ddof`` defaults to the one recorded in the cells (the protocol's, 0 for the built-ins).
     """
-    if metric not in ("oa", "macc"):
-        raise DDBenchError(f"unknown metric {metric!r}; use oa or macc")
+    if metric not in METRICS:
+        raise DDBenchError(f"unknown metric {metric!r}; use {', '.join(METRICS)}")
+    if metric not in tidy.columns:
+        raise DDBenchError(f"no cell has {metric} (it is a segmentation metric; run --task segmentation)")
     if tidy.empty:
         return pd.DataFrame(columns=[*GROUP_KEYS, "mean", "std_nets", "std_draws", "n_draws", "n_nets", "ddof"])
     keys = [k for k in GROUP_KEYS]
