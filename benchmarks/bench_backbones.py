@@ -58,7 +58,8 @@ def main() -> None:
     args = parser.parse_args()
     dev = torch.device(args.device)
     env = environment_record(dev)
-    names = args.backbones.split(",") if args.backbones else get_registries().backbone.names()
+    names = args.backbones.split(",") if args.backbones else [
+        i.name for i in get_registries().backbone if "classification" in i.cls.tasks]  # a classification step
     rows = []
     if not args.json:
         print(f"device: {env['device']} ({env['device_name']}), torch {env['versions']['torch']}, "

@@ -84,11 +84,12 @@ def test_narrowing_keeps_only_what_the_preset_has():
         narrowed(run, {"ppc": [50]}, "sadm2025.table1")
 
 
-def record(method, ppc, accs, budget=None, release="hdf5 release"):
+def record(method, ppc, accs, budget=None, release="hdf5 release", version="2", seed=0):
     devs = [{"what": "eval_nets", "reference": 10, "used": len(accs), "kind": "budget"}] if budget else []
     return CellRecord.model_validate({
-        "schema": "ddbench-cell", "cell_id": f"{method}{ppc}", "status": "ok", "dataset": "modelnet10", "method": method,
-        "ppc": ppc, "seed": 0, "eval_backbone": "pointnet", "protocol": "sadm", "protocol_version": "2",
+        "schema": "ddbench-cell", "cell_id": f"{method}{ppc}s{seed}", "status": "ok", "dataset": "modelnet10",
+        "method": method, "ppc": ppc, "seed": seed, "eval_backbone": "pointnet", "protocol": "sadm",
+        "protocol_version": version,
         "deviations": devs, "data": {"release": {"release": release.split()[0], "sampling": "s"}},
         "results": {"nets": [{"seed": i, "oa": a, "macc": a} for i, a in enumerate(accs)], "ddof": 0}})
 
@@ -111,6 +112,18 @@ def test_comparison_columns_on_a_fixture():
     assert frame.loc["whole", "within_2std"].startswith("n/a") and frame.loc["whole", "difference"] == "-0.9"
     inside = comparison_frame([record("random", 1, [33.0, 34.0])], pub[:1], "hdf5 release").iloc[0]
     assert inside["within_2std"] == "yes" and inside["marks"] == ""
+
+
+def test_comparison_marks_an_older_protocol_and_the_spread_over_draws():
+    pub = pd.DataFrame([{"dataset": "modelnet10", "method": "random", "ppc": 1.0, "backbone": "pointnet",
+                         "mean": 35.5, "std": 4.7}])
+    recs = [record("random", 1, [20.0, 22.0], version="1", seed=0), record("random", 1, [30.0, 32.0], version="1",
+                                                                            seed=1)]
+    row = comparison_frame(recs, pub, "hdf5 release", current_versions={"sadm": "2"}).iloc[0]
+    assert "protocol sadm v1 (now v2" in row["marks"]
+    assert "2 draws, ± 5.0 over draws" in row["marks"]  # draw means 21 and 31, ddof 0
+    current = comparison_frame(recs[:1], pub, "hdf5 release", current_versions={"sadm": "1"}).iloc[0]
+    assert current["marks"] == ""
 
 
 @pytest.mark.parametrize("table", ["1", "3", "5", "6"])

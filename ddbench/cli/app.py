@@ -339,10 +339,7 @@ def list_components(
     if throughput and KIND_ALIASES[kind] == "backbone":
         factories, dev = backbone_factories(), resolve_device(device)
         for row in rows:
-            factory = factories[row["name"]]
-            classifies = "classification" in getattr(factory.cls, "tasks", ("classification",))
-            row["forward clouds/s (1024 pts)"] = (round(forward_throughput(factory(40), dev), 1) if classifies
-                                                   else "n/a (segmentation net)")
+            row["forward clouds/s (1024 pts)"] = round(forward_throughput(factories[row["name"]](40), dev), 1)
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
@@ -362,11 +359,13 @@ def forward_throughput(net, device, batch: int = 8, points: int = 1024) -> float
 
     net = net.to(device).eval()
     x = torch.randn(batch, points, 3, device=device)
+    # a segmentation network also takes each cloud's category (docs/segmentation.md)
+    extra = () if "classification" in net.tasks else (torch.zeros(batch, dtype=torch.long, device=device),)
     best = float("inf")
     with torch.no_grad():
         for i in range(3):
             start = time.perf_counter()
-            net(x)
+            net(x, *extra)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             if i:

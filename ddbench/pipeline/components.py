@@ -99,12 +99,14 @@ def comparison_by_metric(records, published, preset, decimals: int):
 
     from ddbench.tables.preset import comparison_frame
 
+    versions = {i.name: str(i.version) for i in get_registries().protocol}
     if preset.metric != "all":
-        return comparison_frame(records, published, preset.paper_release, decimals, preset.metric, table_labels())
+        return comparison_frame(records, published, preset.paper_release, decimals, preset.metric, table_labels(),
+                                versions)
     frames = []
     for metric in dict.fromkeys(published["metric"]):
         frame = comparison_frame(records, published[published["metric"] == metric], preset.paper_release, decimals,
-                                 metric, table_labels())
+                                 metric, table_labels(), versions)
         frames.append(frame.assign(metric=metric))
     return pd.concat(frames, ignore_index=True)
 

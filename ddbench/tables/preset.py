@@ -22,12 +22,18 @@ def _key(dataset, method, ppc, backbone) -> tuple:
     return dataset, method, None if ppc is None or (isinstance(ppc, float) and math.isnan(ppc)) else int(ppc), backbone
 
 
-def _ours(records, metric: str) -> dict[tuple, dict]:
+def _ours(records, metric: str, current_versions: dict[str, str] | None = None) -> dict[tuple, dict]:
     agg = aggregate(select_iteration(tidy_frame(records), None), "oa" if metric == "oa" else metric)
     out = {}
     for _, r in agg.iterrows():
         marks = [f"reduced budget ({r['budget']})"] if r["budget"] else []
         marks += [f"config ({r['config_deviation']})"] if r["config_deviation"] else []
+        current = (current_versions or {}).get(r["protocol"])
+        if current and str(r["protocol_version"]) != str(current):
+            marks.append(f"protocol {r['protocol']} v{r['protocol_version']} (now v{current}: "
+                         "docs/departures.md#agreement-of-the-sadm-protocol-with-the-released-evaluation)")
+        if r["n_draws"] > 1:
+            marks.append(f"{int(r['n_draws'])} draws, ± {r['std_draws']:.1f} over draws")
         out[_key(r["dataset"], r["method"], r["ppc"], r["eval_backbone"])] = {
             "mean": r["mean"], "std": r["std_nets"], "nets": int(r["n_nets"]), "marks": marks,
             "release": r["data_release"]}
@@ -47,9 +53,11 @@ def _fmt(mean, std, decimals: int) -> str:
 
 
 def comparison_frame(records, published: pd.DataFrame, paper_release: str, decimals: int = 1,
-                     metric: str = "oa", labels: Labels = Labels()) -> pd.DataFrame:
-    """The rows of the comparison (published entries first, in the file's order; then cells with no entry)."""
-    ours = _ours(records, metric)
+                     metric: str = "oa", labels: Labels = Labels(),
+                     current_versions: dict[str, str] | None = None) -> pd.DataFrame:
+    """The rows of the comparison (published entries first, in the file's order; then cells with no entry).
+    ``current_versions`` (protocol -> its installed version): cells scored under an older version are marked."""
+    ours = _ours(records, metric, current_versions)
     rows, seen = [], set()
     for _, p in published.iterrows():
         key = _key(p["dataset"], p["method"], p["ppc"], p["backbone"])
