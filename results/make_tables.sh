@@ -18,3 +18,16 @@ echo "wrote results/table.md"
 # our ModelNet10 cells beside SADM's Table 1 (ours, published, difference, within ±2 std, marks)
 ddbench table --preset sadm2025.table1 --results "$(IFS=,; echo "${published[*]}")" --datasets modelnet10 --output results/table_sadm2025_table1.md
 echo "wrote results/table_sadm2025_table1.md"
+# the same table inside results/README.md and README.md, between their markers (regenerated here, never by hand)
+python3 - <<'PY'
+from pathlib import Path
+
+table = Path("results/table_sadm2025_table1.md").read_text().strip()
+begin, end = "<!-- begin: ddbench table --preset sadm2025.table1 -->", "<!-- end: ddbench table --preset sadm2025.table1 -->"
+for readme in (Path("results/README.md"), Path("README.md")):
+    text = readme.read_text()
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        readme.write_text(f"{head}{begin}\n{table}\n{end}{rest.split(end, 1)[1]}")
+        print(f"updated {readme}")
+PY

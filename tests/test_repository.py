@@ -47,3 +47,15 @@ def test_docs_cover_every_builtin_component():
         for name in reg.kind(kind).names():
             assert f"`{name}`" in docs[page], f"{kind} {name} is not documented in docs/{page}"
     assert "register_methods" in docs["plugins.md"]
+
+
+def test_the_readmes_show_the_generated_sadm_table_1_comparison():
+    """README.md and results/README.md hold results/table_sadm2025_table1.md verbatim between their markers
+    (results/make_tables.sh writes them; a hand edit or a stale copy fails here)."""
+    table = (REPO / "results" / "table_sadm2025_table1.md").read_text().strip()
+    begin, end = ("<!-- begin: ddbench table --preset sadm2025.table1 -->",
+                  "<!-- end: ddbench table --preset sadm2025.table1 -->")
+    for readme in (REPO / "README.md", REPO / "results" / "README.md"):
+        block = readme.read_text().split(begin, 1)[1].split(end, 1)[0].strip()
+        assert block == table, f"{readme.name}: run bash results/make_tables.sh"
+    assert "within_2std" in table and "| no |" in table and "| yes |" in table

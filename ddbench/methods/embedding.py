@@ -91,6 +91,17 @@ def _train_embedding_net(net, train: PointCloudSet, cfg: EmbeddingConfig, seed: 
     return acc
 
 
+def _random_net_features(train: PointCloudSet, backbone: BackboneFactory, seed: int, device, task: Task):
+    """Global features of a freshly initialised net after the frozen-BN warm-up on 8 clouds per class."""
+    torch.manual_seed(seed)
+    net = task.build_net(backbone, train.num_classes).to(device)
+    gen = torch.Generator().manual_seed(seed)
+    warm_idx = torch.cat([train.class_batch_indices(k, 8, gen) for k in range(train.num_classes)])
+    categories = (train.labels[warm_idx].to(device),) if task.per_point else ()
+    bn_warmup(net, train.points[warm_idx].to(device), *categories)
+    return global_features(net, train.points, device, labels=train.labels, task=task)
+
+
 def compute_embeddings(
     train: PointCloudSet,
     cfg: EmbeddingConfig,
@@ -115,13 +126,7 @@ def compute_embeddings(
     }
     start = time.perf_counter()
     if cfg.embedding == "random":
-        torch.manual_seed(seed)
-        net = task.build_net(backbone, train.num_classes).to(device)
-        gen = torch.Generator().manual_seed(seed)
-        warm_idx = torch.cat([train.class_batch_indices(k, 8, gen) for k in range(train.num_classes)])
-        bn_warmup(net, train.points[warm_idx].to(device), *(() if not task.per_point else
-                                                            (train.labels[warm_idx].to(device),)))
-        feats = global_features(net, train.points, device, labels=train.labels, task=task)
+        feats = _random_net_features(train, backbone, seed, device, task)
         record["warmup"] = "frozen BN warm-up, 8 clouds per class"
     else:
         record.update(epochs=cfg.embedding_epochs, batch_size=cfg.embedding_batch_size, lr=cfg.embedding_lr,

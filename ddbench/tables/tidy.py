@@ -163,10 +163,10 @@ def aggregate(tidy: pd.DataFrame, metric: str = "oa", ddof: int | None = None) -
     """
     if metric not in METRICS:
         raise DDBenchError(f"unknown metric {metric!r}; use {', '.join(METRICS)}")
-    if metric not in tidy.columns:
-        raise DDBenchError(f"no cell has {metric} (it is a segmentation metric; run --task segmentation)")
     if tidy.empty:
         return pd.DataFrame(columns=[*GROUP_KEYS, "mean", "std_nets", "std_draws", "n_draws", "n_nets", "ddof"])
+    if metric not in tidy.columns:
+        raise DDBenchError(f"no cell has {metric} (it is a segmentation metric; run --task segmentation)")
     keys = [k for k in GROUP_KEYS]
     frame = tidy.copy()
     frame["ppc"] = frame["ppc"].fillna(-1)
