@@ -42,7 +42,6 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from pydantic import Field
-from scipy.optimize import linear_sum_assignment
 
 from ddbench.methods.base import DistillContext
 from ddbench.methods.initialisation import initial_clouds
@@ -63,6 +62,8 @@ def hungarian_align(reference: np.ndarray, cloud: np.ndarray) -> np.ndarray:
     ``scipy.spatial.distance.cdist`` (Euclidean), pc_ops.py:59-62. The squared distance (ddbench's v1) is a
     different assignment problem: on real ModelNet10 anchor pairs a large share of the correspondences differ."""
     cost = np.sqrt(((reference[:, None, :].astype(np.float64) - cloud[None, :, :]) ** 2).sum(-1))
+    from scipy.optimize import linear_sum_assignment  # on use: `ddbench list` does not pay for scipy
+
     rows, cols = linear_sum_assignment(cost)
     return cols[np.argsort(rows)]
 

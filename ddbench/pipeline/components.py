@@ -41,6 +41,9 @@ def component_rows(kind: str, data_root=None) -> list[dict[str, Any]]:
     for info in get_registries().kind(kind):
         row = {"name": info.name, "version": info.version, "source": f"{info.source} {info.source_version}".strip(),
                "description": info.description, "defaults": info.default_config()}
+        if kind in ("method", "backbone", "dataset", "protocol"):
+            tasks = [*getattr(info.cls, "tasks", ("classification",)), *getattr(info.cls, "task_variants", {})]
+            row["tasks"] = ",".join(dict.fromkeys(tasks))
         if kind == "method":
             row["role"] = info.cls.role
         if kind in ("method", "protocol"):
