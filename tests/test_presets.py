@@ -124,6 +124,10 @@ def test_comparison_marks_an_older_protocol_and_the_spread_over_draws():
     assert "2 draws, ± 5.0 over draws" in row["marks"]  # draw means 21 and 31, ddof 0
     current = comparison_frame(recs[:1], pub, "hdf5 release", current_versions={"sadm": "1"}).iloc[0]
     assert current["marks"] == ""
+    both = comparison_frame([record("random", 1, [26.0, 28.0], version="2")] + recs, pub, "hdf5 release",
+                            current_versions={"sadm": "2"})
+    assert list(both["ours"]) == ["27.0 ± 1.0", "26.0 ± 1.0"]  # one row per protocol version, the current first
+    assert list(both["within_2std"]) == ["yes", "no"] and "v1" in both["marks"].iloc[1]
 
 
 @pytest.mark.parametrize("table", ["1", "3", "5", "6"])

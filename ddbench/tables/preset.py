@@ -22,9 +22,11 @@ def _key(dataset, method, ppc, backbone) -> tuple:
     return dataset, method, None if ppc is None or (isinstance(ppc, float) and math.isnan(ppc)) else int(ppc), backbone
 
 
-def _ours(records, metric: str, current_versions: dict[str, str] | None = None) -> dict[tuple, dict]:
+def _ours(records, metric: str, current_versions: dict[str, str] | None = None) -> dict[tuple, list[dict]]:
+    """Per table entry, every like-with-like aggregate of our cells (several when, e.g., cells were scored under two
+    versions of the protocol or at two budgets: each gets its own row)."""
     agg = aggregate(select_iteration(tidy_frame(records), None), "oa" if metric == "oa" else metric)
-    out = {}
+    out: dict[tuple, list[dict]] = {}
     for _, r in agg.iterrows():
         marks = [f"reduced budget ({r['budget']})"] if r["budget"] else []
         marks += [f"config ({r['config_deviation']})"] if r["config_deviation"] else []
@@ -34,9 +36,11 @@ def _ours(records, metric: str, current_versions: dict[str, str] | None = None) 
                          "docs/departures.md#agreement-of-the-sadm-protocol-with-the-released-evaluation)")
         if r["n_draws"] > 1:
             marks.append(f"{int(r['n_draws'])} draws, ± {r['std_draws']:.1f} over draws")
-        out[_key(r["dataset"], r["method"], r["ppc"], r["eval_backbone"])] = {
+        out.setdefault(_key(r["dataset"], r["method"], r["ppc"], r["eval_backbone"]), []).append({
             "mean": r["mean"], "std": r["std_nets"], "nets": int(r["n_nets"]), "marks": marks,
-            "release": r["data_release"]}
+            "release": r["data_release"], "version": str(r["protocol_version"])})
+    for entries in out.values():  # the current protocol version first, then the older ones
+        entries.sort(key=lambda e: -float(e["version"]) if e["version"].replace(".", "").isdigit() else 0)
     return out
 
 
@@ -62,8 +66,9 @@ def comparison_frame(records, published: pd.DataFrame, paper_release: str, decim
     for _, p in published.iterrows():
         key = _key(p["dataset"], p["method"], p["ppc"], p["backbone"])
         seen.add(key)
-        rows.append(_row(key, ours.get(key), p["mean"], p["std"], paper_release, decimals, labels))
-    rows += [_row(k, v, np.nan, np.nan, paper_release, decimals, labels) for k, v in ours.items() if k not in seen]
+        rows += [_row(key, mine, p["mean"], p["std"], paper_release, decimals, labels) for mine in ours.get(key, [None])]
+    rows += [_row(k, mine, np.nan, np.nan, paper_release, decimals, labels)
+             for k, entries in ours.items() if k not in seen for mine in entries]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
