@@ -23,6 +23,7 @@ from ddbench.data.cloudset import epoch_batches
 from ddbench.errors import ConfigError
 from ddbench.methods.base import DistillContext
 from ddbench.methods.dc import DCConfig, DCMethod, DCState
+from ddbench.methods.dd3d import REVISION as DD3D_REVISION
 from ddbench.methods.gradient_matching import loops_for_ppc
 from ddbench.methods.initialisation import initial_clouds
 from ddbench.methods.losses import gradient_distance
@@ -137,7 +138,7 @@ class DCSegMethod(DCMethod):
     needs: ClassVar[frozenset[str]] = frozenset({"point_logits"})
     reference = Reference(
         paper="Bo and Wang, Point Cloud Dataset Distillation, ICML 2025, Table 2 (GM)",
-        repository="github.com/bdy9527/DD3D", revision="a500ab4bf84dbbb49b73093d5137b7217caca3e5",
+        repository="github.com/bdy9527/DD3D", revision=DD3D_REVISION,
         notes="the loop of seg_inr.py:172-246 with DC's coordinates in place of the generator")
     departures = SEG_GM_DEPARTURES
 

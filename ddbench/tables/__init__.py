@@ -57,7 +57,8 @@ def build_tables(results_dir, metric="oa", std="nets", decimals=1, published=Non
                     frozenset(c.method for c in cells if c.method_role == "full_data"))
     segmentation = [c for c in cells if c.task == "segmentation"]
     cells = [c for c in cells if c.task != "segmentation"]
-    seg_tables = (segmentation_tables(segmentation, std, decimals, published, datasets, methods, ppc, labels)
+    pub = load_published(None if published == "all" else published) if published else None
+    seg_tables = (segmentation_tables(segmentation, std, decimals, pub, datasets, methods, ppc, labels)
                   if segmentation and layout in ("methods", "segmentation") else [])
     if layout == "segmentation" or (segmentation and not any(c.status == "ok" for c in cells)):
         if not seg_tables:
@@ -71,7 +72,6 @@ def build_tables(results_dir, metric="oa", std="nets", decimals=1, published=Non
         raise DDBenchError("no cell was run at a storage budget; run with --budget-bytes first")
     if significant:
         agg = attach_samples(agg, tidy, metric)
-    pub = load_published(None if published == "all" else published) if published else None
     groups, build = (table_groups, build_table) if layout == "methods" else (backbone_table_groups, build_backbone_table)
     tables = [build({**spec, "iteration": iteration}, sub, std, decimals, metric, pub, by, storage, labels,
                     significant, alpha)
@@ -81,9 +81,9 @@ def build_tables(results_dir, metric="oa", std="nets", decimals=1, published=Non
     return tables + seg_tables
 
 
-def segmentation_tables(cells, std, decimals, published, datasets, methods, ppc, labels: Labels) -> list:
-    """The DD3D Table 2 layout of every like-with-like group of segmentation cells (docs/segmentation.md)."""
-    from ddbench.tables.layouts import load_published
+def segmentation_tables(cells, std, decimals, pub, datasets, methods, ppc, labels: Labels) -> list:
+    """The DD3D Table 2 layout of every like-with-like group of segmentation cells (docs/segmentation.md); ``pub``:
+    the published rows to set beside them, or None."""
     from ddbench.tables.segmentation import SEG_METRICS, build_segmentation_table, segmentation_groups
     from ddbench.tables.tidy import select_iteration
 
@@ -91,7 +91,6 @@ def segmentation_tables(cells, std, decimals, published, datasets, methods, ppc,
     if tidy.empty:
         return []
     aggs = {m: aggregate(tidy, m) for m in SEG_METRICS}
-    pub = load_published(None if published == "all" else published) if published else None
     tables = []
     for spec, oa_group in segmentation_groups(aggs["oa"], labels):
         keep = oa_group.index
