@@ -33,3 +33,16 @@ def test_every_section_has_its_markers_and_its_script():
     for name, cmd in mod.SECTIONS.items():
         assert f"<!-- begin: {name} -->" in readme and f"<!-- end: {name} -->" in readme
         assert (REPO / "benchmarks" / cmd[0]).exists()
+
+
+def test_every_mutation_of_the_mutation_check_still_applies():
+    """A patch whose text the code no longer contains would silently test nothing: every one must apply."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "mutation_check.py"), "--check"],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    total = proc.stdout.strip().splitlines()[-1]
+    applied, of = total.split()[0].split("/")
+    assert applied == of, proc.stdout

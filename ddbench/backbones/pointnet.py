@@ -7,6 +7,7 @@ from pydantic import Field
 from torch import nn
 
 from ddbench.backbones.base import Backbone, BackboneOutput
+from ddbench.backbones.fused_pool import can_fuse, conv_bn_max
 from ddbench.backbones.utils import PointwiseConv1d
 from ddbench.config import ComponentConfig
 
@@ -30,7 +31,11 @@ class InputTNet(nn.Module):
         self.register_buffer("identity", torch.eye(k).reshape(1, k * k), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, k, N)
-        g = self.convs(x).amax(dim=2)
+        conv, bn = self.convs[6], self.convs[7]
+        if can_fuse(bn, x):  # docs/backbones.md#fused-batchnorm-and-max-pool
+            g = conv_bn_max(conv, bn, self.convs[:6](x), relu=True)
+        else:
+            g = self.convs(x).amax(dim=2)
         return (self.fcs(g) + self.identity).view(-1, self.k, self.k)
 
 
@@ -65,7 +70,13 @@ class PointNet(Backbone):
         if self.tnet is not None:
             trans = self.tnet(x)
             x = torch.bmm(points, trans).transpose(1, 2)
-        point_features = self.conv3(self.conv2(self.conv1(x)))  # (B, 1024, N)
+        hidden = self.conv2(self.conv1(x))
+        if can_fuse(self.conv3[1], points):
+            # training the network itself (the evaluation trainer): the per-point features are never formed
+            # (docs/backbones.md#fused-batchnorm-and-max-pool), so this output has none
+            global_feature = conv_bn_max(self.conv3[0], self.conv3[1], hidden, relu=False)
+            return BackboneOutput(self.head(global_feature), global_feature, None)
+        point_features = self.conv3(hidden)  # (B, 1024, N)
         global_feature = point_features.amax(dim=2)
         return BackboneOutput(self.head(global_feature), global_feature, point_features)
 

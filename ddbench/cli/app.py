@@ -327,23 +327,37 @@ def list_components(
     throughput: Annotated[bool, typer.Option("--throughput/--no-throughput", help="Backbones: also measure forward throughput on the device (slow).")] = False,
     device: Annotated[str, typer.Option(help="Device for the throughput measurement.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Rebuild the listing instead of reusing the cached one.")] = False,
 ) -> None:
-    """List installed components with versions, origin and default config (backbones: parameters, outputs)."""
-    from ddbench.environment import resolve_device
+    """List installed components with versions, origin and default config (backbones: parameters, outputs).
+
+    A listing is cached until any imported code, installed plugin or (datasets) the data root changes."""
+    from ddbench.data.paths import resolve_cache_dir, resolve_data_root
     from ddbench.errors import UnknownNameError
-    from ddbench.pipeline.components import backbone_factories, component_rows
+    from ddbench.pipeline.listing_cache import cached_rows
 
     if kind not in KIND_ALIASES:
         raise UnknownNameError("component kind", kind, sorted({k for k in KIND_ALIASES if k.endswith("s")}))
-    rows = component_rows(KIND_ALIASES[kind], data_root)
-    if throughput and KIND_ALIASES[kind] == "backbone":
+    kind = KIND_ALIASES[kind]
+    root = resolve_data_root(data_root) if kind == "dataset" else None
+
+    def compute():
+        from ddbench.pipeline.components import component_rows
+
+        return component_rows(kind, data_root)
+
+    rows = cached_rows(kind, resolve_cache_dir(), compute, root, refresh=refresh)
+    if throughput and kind == "backbone":
+        from ddbench.environment import resolve_device
+        from ddbench.pipeline.components import backbone_factories
+
         factories, dev = backbone_factories(), resolve_device(device)
         for row in rows:
             row["forward clouds/s (1024 pts)"] = round(forward_throughput(factories[row["name"]](40), dev), 1)
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
-    t = RichTable(title=f"{KIND_ALIASES[kind]}s", show_lines=True)
+    t = RichTable(title=f"{kind}s", show_lines=True)
     for col in rows[0] if rows else ["name"]:
         t.add_column(col, overflow="fold")
     for row in rows:

@@ -1,0 +1,123 @@
+"""Training-mode BatchNorm followed by a max over the points, without materialising the normalised features
+(docs/backbones.md#fused-batchnorm-and-max-pool).
+
+PointNet's widest layers (in the network and in its input T-Net) are a 1x1 convolution to 1024 channels, a
+BatchNorm in training mode and a max over the points (in the T-Net with a ReLU in between). Per channel,
+BatchNorm is an affine map, increasing when its weight is >= 0 and decreasing otherwise, and ReLU is
+non-decreasing; so the max over the points of BN(y) is BN applied to the max (weight >= 0) or the min (weight <
+0) of y over the points, with the batch statistics of y. :class:`ConvBatchNormMaxPool` computes exactly that,
+and its backward pass uses that BN's gradient with respect to y is an affine function of y plus one term per
+(channel, cloud) at its maximum: the gradients of the convolution's weight and input then need only the input's
+(C_in x C_in) Gram matrix, never the (C_out, B, N) gradient, which removes two of the layer's three large matrix
+products and every full pass over the (B, 1024, N) tensor but the forward one. The values are those of
+``bn(conv(x)).amax(2)`` up to rounding.
+
+Only the weights' gradients are the same as the plain layers' in every case: where several points tie for a
+row's extreme (duplicated points), the plain ``amax`` splits that row's gradient among them and this gives it to
+the first one, which changes the gradient with respect to the input points but not with respect to any weight
+(tied points have identical inputs). Callers therefore use it only when the input points need no gradient (the
+evaluation trainer), never when a method optimises the points through the network. A BN weight of exactly 0 (a
+kink of the max) gets the right-hand derivative where ``amax`` averages over the tied points.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+
+class ConvBatchNormMaxPool(torch.autograd.Function):
+    """``(columns, weight, bn_weight, bn_bias, eps, batch) -> (pooled, mean, var)``.
+
+    ``columns``: the layer's centred input laid out (C_in, B * N); ``weight``: the 1x1 convolution (C_out, C_in)
+    with the rows of negative-BN-weight channels flipped, and ``bn_weight`` >= 0 accordingly. ``pooled[c, b] =
+    max_i BN(y)[c, b, i]`` for ``y = weight @ columns`` and BN in training mode; ``mean``, ``var`` (biased) are the
+    batch statistics of ``y``. ``y`` lives only inside the forward pass: the backward pass needs only the input's
+    Gram matrix, because BN's gradient is affine in ``y`` plus one term per (channel, cloud) at its maximum
+    (docs/backbones.md#fused-batchnorm-and-max-pool)."""
+
+    @staticmethod
+    def forward(ctx, columns, weight, bn_weight, bn_bias, eps, batch):
+        channels, count = weight.shape[0], columns.shape[1]
+        y = weight @ columns  # (C_out, B * N)
+        mean = y.sum(1) / count
+        var = (torch.linalg.vector_norm(y, dim=1).square() / count - mean.square()).clamp_min(0)
+        top, at = y.view(channels, batch, count // batch).max(dim=2)  # (C_out, B)
+        del y
+        inv_std = torch.rsqrt(var + eps)
+        normalised = (top - mean.unsqueeze(1)) * inv_std.unsqueeze(1)
+        # column of each maximum in the (C_in, B * N) layout
+        where = at + torch.arange(batch, device=at.device).unsqueeze(0) * (count // batch)
+        ctx.save_for_backward(columns, weight, bn_weight, mean, inv_std, where, normalised)
+        ctx.mark_non_differentiable(mean, var)
+        return torch.addcmul(bn_bias.unsqueeze(1), normalised, bn_weight.unsqueeze(1)), mean, var
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_pooled, _grad_mean, _grad_var):
+        columns, weight, bn_weight, mean, inv_std, where, normalised = ctx.saved_tensors
+        count = columns.shape[1]
+        grad_bn_bias = grad_pooled.sum(1)
+        grad_bn_weight = (grad_pooled * normalised).sum(1)
+        scale = bn_weight * inv_std
+        # BN backward with a gradient that is zero except at the maxima: for every point,
+        #   dL/dy = slope * y + offset, plus at = scale * grad_pooled at each (channel, cloud)'s maximum
+        slope = -scale * grad_bn_weight * inv_std / count
+        offset = -scale * grad_bn_bias / count - slope * mean
+        at = grad_pooled * scale.unsqueeze(1)  # (C_out, B)
+        at_columns = columns.t()[where]  # (C_out, B, C_in): the input at each maximum
+        # dL/dW = dL/dy @ columns^T, with y = W @ columns: slope * W (columns columns^T) + offset (columns 1)^T + ...
+        gram = columns @ columns.t()
+        grad_weight = (slope.unsqueeze(1) * (weight @ gram) + offset.unsqueeze(1) * columns.sum(1).unsqueeze(0)
+                       + torch.einsum("cb,cbk->ck", at, at_columns))
+        # dL/dcolumns = W^T dL/dy = (W^T diag(slope) W) columns + (W^T offset) 1^T + W^T (the maxima's terms)
+        grad_columns = torch.addmm((weight.t() @ offset).unsqueeze(1), weight.t() @ (slope.unsqueeze(1) * weight),
+                                   columns)
+        grad_columns.index_add_(1, where.reshape(-1), (weight.unsqueeze(1) * at.unsqueeze(2)).reshape(-1, weight.shape[1]).t())
+        return grad_columns, grad_weight, grad_bn_weight, grad_bn_bias, None, None
+
+
+#: switch the fusion off process-wide (benchmarks/bench_eval_loop.py compares both ways in one run)
+ENABLED = True
+
+
+def can_fuse(bn: nn.Module, points: torch.Tensor) -> bool:
+    """Whether ``bn`` (right before a max over the points) may be fused: a training-mode BatchNorm1d with affine
+    parameters and running statistics, on points that need no gradient (see the module docstring)."""
+    return (ENABLED and isinstance(bn, nn.BatchNorm1d) and bn.training and bn.affine and bn.track_running_stats
+            and not points.requires_grad and torch.is_grad_enabled())
+
+
+def conv_bn_max(conv: nn.Conv1d, bn: nn.BatchNorm1d, x: torch.Tensor, relu: bool) -> torch.Tensor:
+    """``max_i relu?(bn(conv(x)))`` for a 1x1 ``conv`` and a training-mode ``bn``, updating ``bn``'s running
+    statistics as ``bn`` itself would. ``x``: (B, C_in, N); returns (B, C_out).
+
+    The convolution runs on the centred input: ``conv(x) - its batch mean = W (x - mean(x))``, so BN's variance
+    is a sum of squares of centred values. Channels whose BN weight is negative are flipped (their weight row
+    and BN weight times -1), which turns their min into a max. The convolution's bias, which BN removes,
+    gets its exact gradient: zero."""
+    sign = torch.where(bn.weight.detach() >= 0, 1.0, -1.0).to(x.dtype)
+    x_mean = x.mean(dim=(0, 2), keepdim=True)
+    batch, channels_in, points = x.shape
+    # one matrix product over every point of the batch: (C_out, C_in) @ (C_in, B * N)
+    columns = (x - x_mean).transpose(0, 1).reshape(channels_in, batch * points)
+    weight = conv.weight.squeeze(-1) * sign.unsqueeze(1)
+    pooled, mean, var = ConvBatchNormMaxPool.apply(columns, weight, bn.weight * sign, bn.bias, bn.eps, batch)
+    pooled = pooled.t()
+    with torch.no_grad():
+        batch_mean = sign * mean + (conv.weight.squeeze(-1) @ x_mean.view(-1, 1)).view(-1)
+        if conv.bias is not None:
+            batch_mean += conv.bias
+    _update_running_stats(bn, batch_mean, var, batch * points)
+    if conv.bias is not None:
+        pooled = pooled + conv.bias * 0.0
+    return torch.relu(pooled) if relu else pooled
+
+
+@torch.no_grad()
+def _update_running_stats(bn: nn.BatchNorm1d, mean: torch.Tensor, var: torch.Tensor, count: int) -> None:
+    bn.num_batches_tracked.add_(1)
+    factor = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+    bn.running_mean.lerp_(mean, factor)
+    bn.running_var.lerp_(var * (count / max(count - 1, 1)), factor)

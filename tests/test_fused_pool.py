@@ -1,0 +1,122 @@
+"""The fused BatchNorm + max-pool of PointNet's widest layers against the plain layers it replaces
+(nn.Conv1d, nn.BatchNorm1d, ReLU, amax): values, every weight's gradient, running statistics."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ddbench.backbones import pointnet as pointnet_module
+from ddbench.backbones.fused_pool import can_fuse, conv_bn_max
+from ddbench.backbones.pointnet import PointNet
+
+
+def layers(c_in=16, c_out=24, momentum=0.1, seed=0):
+    torch.manual_seed(seed)
+    conv, bn = nn.Conv1d(c_in, c_out, 1), nn.BatchNorm1d(c_out, momentum=momentum)
+    with torch.no_grad():
+        bn.weight.copy_(torch.randn(c_out))  # negative weights turn the max into a min
+        bn.bias.copy_(torch.randn(c_out))
+    return conv, bn
+
+
+def plain(conv, bn, x, relu):
+    out = bn(conv(x))
+    return (torch.relu(out) if relu else out).amax(dim=2)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_values_gradients_and_running_stats_match_the_plain_layers(relu, momentum):
+    conv_a, bn_a = layers(momentum=momentum)
+    conv_b, bn_b = copy.deepcopy(conv_a), copy.deepcopy(bn_a)
+    gen = torch.Generator().manual_seed(1)
+    for step in range(3):
+        x = torch.randn(5, 16, 40, generator=gen) + 2.0
+        x[:, :, 30:35] = x[:, :, :5]  # duplicated points: ties for the max
+        upstream = torch.randn(5, 24, generator=gen)
+        fused = conv_bn_max(conv_a, bn_a, x, relu)
+        reference = plain(conv_b, bn_b, x, relu)
+        torch.testing.assert_close(fused, reference, rtol=1e-5, atol=1e-5)
+        (fused * upstream).sum().backward()
+        (reference * upstream).sum().backward()
+        for name in ("weight",):
+            torch.testing.assert_close(getattr(conv_a, name).grad, getattr(conv_b, name).grad, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(bn_a.weight.grad, bn_b.weight.grad, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(bn_a.bias.grad, bn_b.bias.grad, rtol=1e-4, atol=1e-5)
+        # BN removes the convolution's bias: its gradient is zero (the plain layers give rounding noise)
+        assert torch.count_nonzero(conv_a.bias.grad) == 0 and conv_b.bias.grad.abs().max() < 1e-5
+        torch.testing.assert_close(bn_a.running_mean, bn_b.running_mean, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(bn_a.running_var, bn_b.running_var, rtol=1e-5, atol=1e-6)
+        assert int(bn_a.num_batches_tracked) == int(bn_b.num_batches_tracked) == step + 1
+        for p in (*conv_a.parameters(), *bn_a.parameters(), *conv_b.parameters(), *bn_b.parameters()):
+            p.grad = None
+
+
+def test_statistics_stay_exact_far_from_zero():
+    """Inputs whose mean is a thousand times their spread: sums of squares of raw values would lose the
+    variance entirely in float32; the centred product keeps it."""
+    conv_a, bn_a = layers()
+    conv_b, bn_b = copy.deepcopy(conv_a), copy.deepcopy(bn_a)
+    x = 1000.0 + torch.randn(4, 16, 64, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(conv_bn_max(conv_a, bn_a, x, False), plain(conv_b, bn_b, x, False),
+                               rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(bn_a.running_var, bn_b.running_var, rtol=1e-3, atol=1e-3)
+
+
+def test_only_a_training_mode_batchnorm_on_points_without_gradient_is_fused():
+    _, bn = layers()
+    points = torch.randn(2, 3, 8)
+    assert can_fuse(bn, points)
+    assert not can_fuse(bn, points.requires_grad_())  # a method optimising points keeps amax's tie rule
+    assert not can_fuse(bn.eval(), torch.randn(2, 3, 8))
+    with torch.no_grad():
+        assert not can_fuse(bn.train(), torch.randn(2, 3, 8))
+    assert not can_fuse(nn.InstanceNorm1d(24), torch.randn(2, 3, 8))
+
+
+def logits_and_gradients(net, x, y):
+    net.train()
+    net.zero_grad()
+    logits = net(x).logits
+    F.cross_entropy(logits, y).backward()
+    return logits.detach(), {name: p.grad.clone() for name, p in net.named_parameters()}
+
+
+def test_pointnet_trains_the_same_with_and_without_fusion(monkeypatch):
+    torch.manual_seed(0)
+    net = PointNet(PointNet.Config(dropout=0.0), 5)
+    gen = torch.Generator().manual_seed(3)
+    x, y = torch.randn(16, 128, 3, generator=gen), torch.randint(0, 5, (16,), generator=gen)
+    fused_logits, fused = logits_and_gradients(net, x, y)
+    fused_stats = {k: v.clone() for k, v in net.state_dict().items() if "running" in k}
+    net.load_state_dict({**net.state_dict(), **{k: v for k, v in PointNet(PointNet.Config(dropout=0.0), 5)
+                                                .state_dict().items() if "running" in k or "tracked" in k}})
+    monkeypatch.setattr(pointnet_module, "can_fuse", lambda bn, points: False)
+    plain_logits, plain_grads = logits_and_gradients(net, x, y)
+    torch.testing.assert_close(fused_logits, plain_logits, rtol=1e-4, atol=1e-4)
+    before_bn = {"tnet.convs.0.bias", "tnet.convs.3.bias", "tnet.convs.6.bias", "conv1.0.bias", "conv2.0.bias",
+                 "conv3.0.bias", "tnet.fcs.0.bias", "tnet.fcs.3.bias", "head.0.bias", "head.3.bias"}
+    for name, grad in plain_grads.items():
+        if name in before_bn:  # exactly zero in theory; rounding noise in the plain layers
+            assert grad.abs().max() < 1e-5 and fused[name].abs().max() < 1e-5, name
+            continue
+        # relative to the largest entry: the small-batch BN of the head amplifies rounding to about 1e-4
+        assert (fused[name] - grad).abs().max() <= 2e-3 * grad.abs().max() + 1e-6, name
+    for name, value in fused_stats.items():
+        torch.testing.assert_close(value, net.state_dict()[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_pointnet_gives_point_features_whenever_it_does_not_fuse():
+    torch.manual_seed(0)
+    net = PointNet(None, 5).train()
+    x = torch.randn(2, 32, 3)
+    assert net(x).point_features is None  # training the network itself: never formed
+    assert net(x.clone().requires_grad_()).point_features.shape == (2, 1024, 32)
+    with torch.no_grad():
+        assert net(x).point_features.shape == (2, 1024, 32)
+    assert net.eval()(x).point_features.shape == (2, 1024, 32)
