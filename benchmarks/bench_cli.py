@@ -9,10 +9,10 @@ change: docs/plugins.md#how-fast-a-listing-answers) and rebuilt with `--refresh`
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import subprocess
-import os
 import sys
 import tempfile
 import time
