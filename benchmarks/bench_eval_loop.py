@@ -25,7 +25,6 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_speed_table import matmul_rate  # noqa: E402
 from components import network_of  # noqa: E402
 
 from ddbench.backbones import fused_pool  # noqa: E402
@@ -33,6 +32,19 @@ from ddbench.data.cloudset import PointCloudSet  # noqa: E402
 from ddbench.environment import PeakMemory, environment_record  # noqa: E402
 from ddbench.evaluation.protocols import SADMProtocol  # noqa: E402
 from ddbench.evaluation.trainer import train_and_test  # noqa: E402
+
+
+def matmul_rate(device) -> float:
+    """fp32 FLOP/s of a (1024 x 1024) @ (1024 x 8192) product on ``device``, best of 5."""
+    a, b = torch.randn(1024, 1024, device=device), torch.randn(1024, 8192, device=device)
+    best = float("inf")
+    for _ in range(6):
+        start = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * 1024 * 1024 * 8192 / best
 
 
 def synthetic_set(ppc: int) -> tuple[torch.Tensor, torch.Tensor, PointCloudSet]:
@@ -69,7 +81,7 @@ def row(ppc: int, epochs: int, repeats: int, device) -> dict:
         with FlopCounterMode(display=False) as counter:
             one_way(fused, points, labels, test, cfg.with_epochs(1), device)
         flops[fused] = counter.get_total_flops()
-    rate = matmul_rate()
+    rate = matmul_rate(device)
     best = {k: min(v, key=lambda r: r[0]) for k, v in runs.items()}
     return {"ppc": ppc, "floor": flops[False] / rate, "fused_floor": flops[True] / rate, "gflop": flops[False] / 1e9,
             "fused_gflop": flops[True] / 1e9, "rate": rate / 1e9,

@@ -34,17 +34,19 @@ part() {  # part NAME SECONDS COMMAND...: run one part with a limit, its output 
   echo
 } >"$report"
 python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || { echo "no CUDA device" >>"$report"; exit 1; }
-part "tests marked cuda" 120 python3 -m pytest -q -m cuda tests/test_cuda.py -p no:cacheprovider
-part "evaluation: batched ensemble against the sequential loop (target >= 5x)" 150 \
+part "tests marked cuda" 100 python3 -m pytest -q -m cuda tests/test_cuda.py -p no:cacheprovider
+part "evaluation: batched ensemble against the sequential loop (target >= 5x)" 130 \
   python3 benchmarks/bench_speed_table.py --device cuda --skip distill,memory --nets 10 --eval-epochs 3
-part "distillation iterations of every learned method" 120 \
+part "distillation iterations of every learned method" 110 \
   python3 benchmarks/bench_methods.py --device cuda --methods sadm,dm,dc,dd3d,3ddp --ppc 1,3,10 --iterations 2
+part "sequential evaluation loop, fused and plain PointNet layers" 50 \
+  python3 benchmarks/bench_eval_loop.py --device cuda --ppc 1,10 --epochs 3 --repeats 1
 if [ -d .gpu_data/modelnet10_hdf5_1024 ]; then
   data=(--datasets modelnet10 --data-root .gpu_data)
 else
   data=(--datasets shapes)
 fi
-part "grid slice end to end on cuda" 90 python3 -m ddbench run "${data[@]}" --methods random,sadm --ppc 1 \
+part "grid slice end to end on cuda" 70 python3 -m ddbench run "${data[@]}" --methods random,sadm --ppc 1 \
   --iterations 20 --eval-nets 10 --epochs 50 --device cuda --results /tmp/gpu_check_runs
 part "grid slice table" 20 python3 -m ddbench table --results /tmp/gpu_check_runs
 echo "wrote $report"

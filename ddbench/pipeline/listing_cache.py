@@ -3,7 +3,7 @@
 Building the registries imports torch and every plugin, which takes seconds on a small machine, while a listing
 changes only when code, installed plugins or (for datasets) the data root change. The first listing of a kind
 stores its rows together with a *stamp*: the modification time and size of every Python file that was imported
-to build them (ddbench, its plugins and their libraries, torch included), the installed ``ddbench`` entry points,
+to build them (ddbench, its plugins and their libraries, torch included) and of ddbench's data files, the installed ``ddbench`` entry points,
 the plugin environment variables, the interpreter, and for datasets the folders of the data root down to two
 levels. A later listing reuses the rows only when the stamp is unchanged; anything else recomputes them. This
 module imports nothing heavy, so a valid cache answers without importing torch.
@@ -24,6 +24,7 @@ from ddbench.io import write_json_atomic
 #: bump when the stored format changes
 FORMAT = 1
 PLUGIN_ENV = ("DDBENCH_PLUGINS", "DDBENCH_DISABLE_PLUGINS")
+PACKAGE = Path(__file__).resolve().parents[1]
 
 
 def cached_rows(kind: str, cache_dir: Path, compute: Callable[[], list[dict[str, Any]]],
@@ -75,8 +76,10 @@ def _stat(path: str) -> list[int] | None:
 
 
 def _module_files() -> dict[str, list[int] | None]:
-    """Modification time and size of every imported module's file."""
+    """Modification time and size of every imported module's file, and of ddbench's data files (the published
+    results a preset cites)."""
     files = {getattr(m, "__file__", None) for m in list(sys.modules.values())}
+    files |= {str(p) for p in PACKAGE.rglob("*") if p.is_file() and p.suffix not in (".pyc", ".py")}
     return {f: _stat(f) for f in sorted(f for f in files if isinstance(f, str))}
 
 
