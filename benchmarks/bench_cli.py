@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -23,12 +22,16 @@ COMMANDS = [["--help"], ["run", "--help"], ["table", "--help"]] + [
 
 
 def timed(args: list[str]) -> tuple[float, float]:
-    """(seconds, peak RSS MiB of the child) of one `ddbench ARGS` in a fresh process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """(seconds, peak RSS MiB of this very child) of one `ddbench ARGS` in a fresh process."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "ddbench", *args], check=True, capture_output=True, env=ENV)
+    child = subprocess.Popen([sys.executable, "-m", "ddbench", *args], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, env=ENV)
+    _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - start
-    return seconds, max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise SystemExit(f"ddbench {' '.join(args)} failed with exit code {child.returncode}")
+    return seconds, usage.ru_maxrss / 1024
 
 
 ENV = {**os.environ, "DDBENCH_CACHE": tempfile.mkdtemp(prefix="ddbench-bench-cli-")}
