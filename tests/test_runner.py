@@ -178,6 +178,20 @@ def test_cells_sharing_a_distillation_reuse_its_artifact(tmp_path):
     assert len(recs) == 2 and len(list((tmp_path / "runs" / "artifacts").glob("*.h5"))) == 1
     assert sorted(r["memory"]["distill"]["reused_artifact"] for r in recs) == [False, True]
     assert {r["eval_backbone"] for r in recs} == {"pointnet", "pointnet_in"}
+    # the reusing cell spent nothing distilling, and still says what the artifact it scored cost to make
+    made, reused = sorted(recs, key=lambda r: r["memory"]["distill"]["reused_artifact"])
+    assert reused["timing"]["distill_seconds"] == 0.0 and made["timing"]["distill_seconds"] > 0
+    assert reused["timing"]["artifact_distill_seconds"] == made["timing"]["distill_seconds"]
+
+
+def test_a_resumed_distillation_records_the_time_of_every_run():
+    from ddbench.runner.cell import artifact_seconds, method_seconds
+
+    info = {"seconds_per_iteration": 30.0, "iterations": 400}  # the method's clock, resumes included
+    assert method_seconds(info) == 12000.0 and method_seconds({}) == 0.0
+    assert artifact_seconds({"distill_seconds": 6000.0, "info": info}) == 12000.0  # this run was the last half
+    assert artifact_seconds({"distill_seconds": 2.5, "info": {}}) == 2.5  # a coreset: no method clock
+    assert artifact_seconds({"info": {}}) is None
 
 
 class FlakyConfig(ComponentConfig):

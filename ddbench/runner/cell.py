@@ -198,7 +198,9 @@ def _distill_now(task: CellTask, train, device, progress: CellProgress, task_ops
     with PeakMemory(device) as mem:
         synth = task.cell.method.build().distill(ctx)
     seconds = time.perf_counter() - start
-    record = {**distill_artifact_record(task.cell), "distill_seconds": seconds}
+    # a resumed distillation: the method's own clock includes the runs before the checkpoint
+    record = {**distill_artifact_record(task.cell), "distill_seconds": max(seconds, method_seconds(synth.info)),
+              "distill_seconds_this_run": seconds}
     missing = sorted(set(spec.eval_iterations) - set(ctx.snapshots))
     if missing:
         raise ArtifactError(f"method {spec.method} produced no snapshot at iterations {missing}")
@@ -206,7 +208,19 @@ def _distill_now(task: CellTask, train, device, progress: CellProgress, task_ops
         save_artifact(snapshot_path(task.results_dir, spec, iteration), snap, {**record, "iteration": iteration})
     manifest = save_artifact(artifact_path(task.results_dir, spec), synth, record)
     ctx.checkpoint_path.unlink(missing_ok=True)  # the artifact now holds the result
-    return synth, manifest, seconds, {**mem.record(), "reused_artifact": False}, dict(ctx.snapshots)
+    return synth, manifest, record["distill_seconds"], {**mem.record(), "reused_artifact": False}, dict(ctx.snapshots)
+
+
+def method_seconds(info: dict[str, Any]) -> float:
+    """The distillation time an artifact's ``info`` holds (iterative methods: every run of it, resumes included)."""
+    return float(info.get("seconds_per_iteration") or 0.0) * float(info.get("iterations") or 0)
+
+
+def artifact_seconds(manifest: dict[str, Any]) -> float | None:
+    """What distilling a reused artifact cost, from its manifest (None when it does not say)."""
+    recorded = manifest.get("distill_seconds")
+    total = max(float(recorded or 0.0), method_seconds(manifest.get("info", {})))
+    return total if recorded is not None or total else None
 
 
 def _evaluate(task: CellTask, synth, snapshots: dict, test, device, progress: CellProgress,
@@ -276,7 +290,9 @@ def _compute(task: CellTask, record: dict[str, Any], progress: CellProgress, t0:
     record["results"] = evaluation
     if intermediate:
         record["results_by_iteration"] = intermediate
-    record["timing"] = {"distill_seconds": distill_s,
+    # distill_seconds: what this cell spent distilling (0 when it reused an artifact, so that sums over cells count
+    # each distillation once); artifact_distill_seconds: what the artifact it was evaluated on cost to make
+    record["timing"] = {"distill_seconds": distill_s, "artifact_distill_seconds": artifact_seconds(manifest),
                         "eval_seconds": evaluation["seconds"] + sum(r["seconds"] for r in intermediate),
                         "total_seconds": time.perf_counter() - t0}
     peaks = [m.get("peak_rss_bytes") for m in (distill_mem, eval_mem.record()) if m.get("peak_rss_bytes")]
