@@ -183,6 +183,8 @@ def test_run_preset_runs_a_narrowed_cell_that_table_preset_then_shows(modelnet10
     assert "budget" in str(row.marks)  # 1 epoch and 1 net instead of 500 and 10: marked as a reduced budget
     others = frame[(frame.method != "Random") | (frame.ppc != 1)]
     assert (others.ours == "not run").all()
+    caption = invoke("table", "--preset", "sadm2025.table1", "--results", results).output.splitlines()[0]
+    assert "mean ± std over evaluation nets, ddof=0" in caption  # the spread is named, with its ddof
 
 
 def test_run_preset_refuses_a_config_file_and_unknown_axes(tmp_path):

@@ -136,4 +136,8 @@ def preset_table(name: str, results, fmt: str = "markdown", decimals: int = 1, d
             and (not ppc or r.ppc in ppc or r.ppc is None) and r.task == task]
     frame = comparison_by_metric(keep, published, preset, decimals)
     title = f"{preset.title} ({name}).{' ' + preset.limitations[0].upper() + preset.limitations[1:] + '.' if preset.limitations else ''}"
+    ddofs = sorted({int(r.results.ddof) for r in keep if r.results is not None})
+    if ddofs:
+        title += (f" Ours: mean ± std over evaluation nets, ddof={','.join(map(str, ddofs))} (with several draws: "
+                  "the RMS over draws, and a mark gives the spread over draws); published: as the paper reports it.")
     return render_comparison(frame, fmt, title)
