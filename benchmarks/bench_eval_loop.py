@@ -25,6 +25,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_speed_table import matmul_rate, synthetic_clouds  # noqa: E402
 from components import network_of  # noqa: E402
 
 from ddbench.backbones import fused_pool  # noqa: E402
@@ -34,26 +35,10 @@ from ddbench.evaluation.protocols import SADMProtocol  # noqa: E402
 from ddbench.evaluation.trainer import train_and_test  # noqa: E402
 
 
-def matmul_rate(device) -> float:
-    """fp32 FLOP/s of a (1024 x 1024) @ (1024 x 8192) product on ``device``, best of 5."""
-    a, b = torch.randn(1024, 1024, device=device), torch.randn(1024, 8192, device=device)
-    best = float("inf")
-    for _ in range(6):
-        start = time.perf_counter()
-        a @ b
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * 1024 * 1024 * 8192 / best
-
-
 def synthetic_set(ppc: int) -> tuple[torch.Tensor, torch.Tensor, PointCloudSet]:
-    gen = torch.Generator().manual_seed(ppc)
-    points = torch.randn(10 * ppc, 1024, 3, generator=gen)
-    points = points / points.norm(dim=-1, keepdim=True).amax(1, keepdim=True)
-    labels = torch.arange(10).repeat_interleave(ppc)
-    test = PointCloudSet(points[:: max(ppc, 1)][:10], labels[:: max(ppc, 1)][:10], [str(k) for k in range(10)], "t")
-    return points, labels, test
+    """The speed table's clouds, and one cloud of each class as the test set."""
+    points, labels = synthetic_clouds(ppc)
+    return points, labels, PointCloudSet(points[::ppc], labels[::ppc], [str(k) for k in range(10)], "t")
 
 
 def one_way(fused: bool, points, labels, test, cfg, device):

@@ -48,10 +48,25 @@ MODELNET40_TRAIN = 9843
 MODELNET10_TEST = 908
 
 
-def matmul_rate() -> float:
-    a, b = torch.randn(1024, 1024), torch.randn(1024, 8192)
-    a @ b
-    return 2 * 1024 * 1024 * 8192 / _best(lambda: a @ b, 5)
+def matmul_rate(device: torch.device | None = None) -> float:
+    """fp32 FLOP/s of a (1024 x 1024) @ (1024 x 8192) product on ``device`` (default CPU), best of 5."""
+    device = device or torch.device("cpu")
+    a, b = torch.randn(1024, 1024, device=device), torch.randn(1024, 8192, device=device)
+
+    def product():
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    product()
+    return 2 * 1024 * 1024 * 8192 / _best(product, 5)
+
+
+def synthetic_clouds(ppc: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """ModelNet10-sized random clouds (10 classes x ``ppc``, 1024 points, unit sphere), seeded by ``ppc``."""
+    gen = torch.Generator().manual_seed(ppc)
+    points = torch.randn(10 * ppc, 1024, 3, generator=gen)
+    return points / points.norm(dim=-1, keepdim=True).amax(1, keepdim=True), torch.arange(10).repeat_interleave(ppc)
 
 
 def sort_rates() -> dict[str, float]:
@@ -128,10 +143,7 @@ def distillation_row(name: str, ppc: int, iterations: int, train: PointCloudSet,
 
 
 def evaluation_row(ppc: int, nets: int, epochs: int, rates: dict, device) -> dict:
-    gen = torch.Generator().manual_seed(ppc)
-    points = torch.randn(10 * ppc, 1024, 3, generator=gen)
-    points = points / points.norm(dim=-1, keepdim=True).amax(1, keepdim=True)
-    labels = torch.arange(10).repeat_interleave(ppc)
+    points, labels = synthetic_clouds(ppc)
     test = PointCloudSet(points[:10], labels[:10], [str(k) for k in range(10)], "tiny-test")
     full = SADMProtocol.make_config({})
     cfg = full.with_epochs(epochs)

@@ -27,6 +27,8 @@ from ddbench.errors import DDBenchError, PluginError
 from ddbench.registry import KINDS, Registry
 
 ENTRY_POINT_GROUP = "ddbench"
+#: the environment variables that choose which third-party plugins load (allow list, deny list)
+ALLOW_ENV, DENY_ENV = "DDBENCH_PLUGINS", "DDBENCH_DISABLE_PLUGINS"
 
 #: Modules that register the built-in components, through the same hooks as third-party plugins.
 BUILTIN_PLUGINS = (
@@ -115,10 +117,10 @@ def _load_third_party(pm: pluggy.PluginManager, candidate) -> PluginInfo:
     """Register one third-party plugin with ``pm``; its :class:`PluginInfo` says loaded, disabled or broken."""
     name, modname, dist, version, load = candidate
     info = PluginInfo(name, modname, dist, version, builtin=False)
-    allow, deny = _env_list("DDBENCH_PLUGINS"), _env_list("DDBENCH_DISABLE_PLUGINS") or set()
+    allow, deny = _env_list(ALLOW_ENV), _env_list(DENY_ENV) or set()
     if name in deny or (allow is not None and name not in allow):
         info.status = "disabled"
-        info.error = "disabled by DDBENCH_DISABLE_PLUGINS" if name in deny else "not in DDBENCH_PLUGINS"
+        info.error = f"disabled by {DENY_ENV}" if name in deny else f"not in {ALLOW_ENV}"
         return info
     if pm.has_plugin(name):
         info.status, info.error = "broken", f"another plugin is already registered under the name {name!r}"

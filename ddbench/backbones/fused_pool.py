@@ -102,11 +102,12 @@ def conv_bn_max(conv: nn.Conv1d, bn: nn.BatchNorm1d, x: torch.Tensor, relu: bool
     batch, channels_in, points = x.shape
     # one matrix product over every point of the batch: (C_out, C_in) @ (C_in, B * N)
     columns = (x - x_mean).transpose(0, 1).reshape(channels_in, batch * points)
-    weight = conv.weight.squeeze(-1) * sign.unsqueeze(1)
-    pooled, mean, var = ConvBatchNormMaxPool.apply(columns, weight, bn.weight * sign, bn.bias, bn.eps, batch)
+    kernel = conv.weight.squeeze(-1)  # (C_out, C_in)
+    pooled, mean, var = ConvBatchNormMaxPool.apply(columns, kernel * sign.unsqueeze(1), bn.weight * sign, bn.bias,
+                                                   bn.eps, batch)
     pooled = pooled.t()
     with torch.no_grad():
-        batch_mean = sign * mean + (conv.weight.squeeze(-1) @ x_mean.view(-1, 1)).view(-1)
+        batch_mean = sign * mean + (kernel @ x_mean.view(-1, 1)).view(-1)
         if conv.bias is not None:
             batch_mean += conv.bias
     _update_running_stats(bn, batch_mean, var, batch * points)

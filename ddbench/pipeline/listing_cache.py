@@ -11,19 +11,17 @@ module imports nothing heavy, so a valid cache answers without importing torch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-from ddbench.io import write_json_atomic
+from ddbench.io import stable_hash, write_json_atomic
+from ddbench.plugins import ALLOW_ENV, DENY_ENV, installed_entry_points
 
 #: bump when the stored format changes
 FORMAT = 1
-PLUGIN_ENV = ("DDBENCH_PLUGINS", "DDBENCH_DISABLE_PLUGINS")
 PACKAGE = Path(__file__).resolve().parents[1]
 
 
@@ -32,7 +30,7 @@ def cached_rows(kind: str, cache_dir: Path, compute: Callable[[], list[dict[str,
     """The rows of ``ddbench list KIND``: from ``cache_dir`` when its stamp still holds, else (or with
     ``refresh``) ``compute()``, stored for the next listing."""
     key = _key(kind, data_root)
-    path = cache_dir / "listings" / f"{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]}.json"
+    path = cache_dir / "listings" / f"{stable_hash(key, 16)}.json"
     stored = None if refresh else _read(path)
     if stored is not None and stored.get("key") == key and _still_valid(stored, data_root):
         return stored["rows"]
@@ -48,9 +46,9 @@ def cached_rows(kind: str, cache_dir: Path, compute: Callable[[], list[dict[str,
 def _key(kind: str, data_root: Path | None) -> dict[str, Any]:
     return {
         "format": FORMAT, "kind": kind, "python": sys.executable, "version": sys.version, "path": sys.path,
-        "env": {k: os.environ.get(k) for k in PLUGIN_ENV},
+        "env": {k: os.environ.get(k) for k in (ALLOW_ENV, DENY_ENV)},
         "entry_points": sorted([ep.name, ep.value, getattr(ep.dist, "name", "?"), getattr(ep.dist, "version", "?")]
-                               for ep in metadata.entry_points(group="ddbench")),
+                               for ep in installed_entry_points()),
         "data_root": str(data_root) if data_root is not None else None,
     }
 

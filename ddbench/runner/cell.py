@@ -218,9 +218,10 @@ def method_seconds(info: dict[str, Any]) -> float:
 
 def artifact_seconds(manifest: dict[str, Any]) -> float | None:
     """What distilling a reused artifact cost, from its manifest (None when it does not say)."""
-    recorded = manifest.get("distill_seconds")
-    total = max(float(recorded or 0.0), method_seconds(manifest.get("info", {})))
-    return total if recorded is not None or total else None
+    clock = method_seconds(manifest.get("info", {}))
+    if manifest.get("distill_seconds") is None and not clock:
+        return None
+    return max(float(manifest.get("distill_seconds") or 0.0), clock)
 
 
 def _evaluate(task: CellTask, synth, snapshots: dict, test, device, progress: CellProgress,
