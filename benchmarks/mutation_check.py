@@ -307,7 +307,7 @@ MUTATIONS: list[Mutation] = [
              science("test_the_methods_warm_fresh_networks_up_as_the_specification_says"),
              "the warm-up pass runs in eval mode: running statistics never see the batch"),
     Mutation("warmed-net-without-warmup", "ddbench/methods/iterative.py",
-             "        bn_warmup(net, warmup)\n", "        pass\n",
+             "        net.warm_up_batchnorm(warmup, needs=self.needs)\n", "        pass\n",
              science("test_the_methods_warm_fresh_networks_up_as_the_specification_says"),
              "methods' fresh networks skip the warm-up"),
     # -- atomic writes and resumption ----------------------------------------------------------------------------------
@@ -346,6 +346,16 @@ MUTATIONS: list[Mutation] = [
              "where = at + torch.arange(batch, device=at.device).unsqueeze(0) * (count // batch)",
              "where = at + 0 * torch.arange(batch, device=at.device).unsqueeze(0)",
              ("tests/test_fused_pool.py",), "the fused backward sends every cloud's maximum term to the first cloud"),
+    Mutation("warm-up-statistics-uncentred", "ddbench/backbones/fused_pool.py",
+             "    covariance = columns @ columns.t() / (batch * points)\n",
+             "    covariance = (columns + x_mean.view(-1, 1)) @ (columns + x_mean.view(-1, 1)).t() / (batch * points)\n",
+             ("tests/test_fused_pool.py",), "the statistics-only warm-up takes the raw second moment for the variance"),
+    Mutation("warm-up-head-kept-silently", "ddbench/backbones/pointnet.py",
+             "                module.running_mean.fill_(float(\"nan\"))\n", "                pass\n",
+             ("tests/test_fused_pool.py",), "the skipped head keeps initial statistics instead of NaN"),
+    Mutation("threaded-argsort-ascending", "ddbench/ops/sort.py",
+             "        out[lo:hi] = np.argsort(-rows[lo:hi], axis=1)\n", "        out[lo:hi] = np.argsort(rows[lo:hi], axis=1)\n",
+             ("tests/test_sort_ops.py",), "the threaded argsort sorts ascending"),
 ]
 
 

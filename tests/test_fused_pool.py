@@ -120,3 +120,49 @@ def test_pointnet_gives_point_features_whenever_it_does_not_fuse():
     with torch.no_grad():
         assert net(x).point_features.shape == (2, 1024, 32)
     assert net.eval()(x).point_features.shape == (2, 1024, 32)
+
+
+def test_statistics_only_update_matches_a_training_mode_batchnorm():
+    """conv_bn_statistics (the warm-up's last PointNet layer: no (B, C_out, N) tensor) against bn(conv(x))."""
+    from ddbench.backbones.fused_pool import conv_bn_statistics
+
+    conv_a, bn_a = layers()
+    conv_b, bn_b = copy.deepcopy(conv_a), copy.deepcopy(bn_a)
+    x = 3.0 + torch.randn(4, 16, 64, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        bn_a(conv_a(x))
+        conv_bn_statistics(conv_b, bn_b, x)
+    torch.testing.assert_close(bn_b.running_mean, bn_a.running_mean, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(bn_b.running_var, bn_a.running_var, rtol=1e-5, atol=1e-6)
+    assert int(bn_b.num_batches_tracked) == int(bn_a.num_batches_tracked) == 1
+
+
+def test_pointnet_warm_up_without_logits_gives_the_plain_warm_ups_features():
+    """The frozen-BN warm-up a method that reads no logits gets (docs/backbones.md): every BatchNorm the
+    features depend on holds the plain warm-up's statistics, the features are the same, and the skipped head
+    gives NaN logits rather than different ones."""
+    from ddbench.backbones.utils import bn_warmup
+
+    torch.manual_seed(0)
+    plain_net = PointNet(PointNet.Config(dropout=0.0), 10)  # the warm-up leaves dropout in train mode
+    fast_net, with_logits = copy.deepcopy(plain_net), copy.deepcopy(plain_net)
+    warm = 0.2 + 0.5 * torch.randn(12, 128, 3)
+    bn_warmup(plain_net, warm)
+    fast_net.warm_up_batchnorm(warm, needs=frozenset({"point_features", "global_feature"}))
+    head_bns = {id(m) for m in fast_net.head.modules()}
+    for plain_bn, fast_bn in zip(plain_net.modules(), fast_net.modules()):
+        if isinstance(fast_bn, nn.BatchNorm1d):
+            assert not fast_bn.training
+            if id(fast_bn) in head_bns:
+                assert torch.isnan(fast_bn.running_mean).all()
+                continue
+            torch.testing.assert_close(fast_bn.running_mean, plain_bn.running_mean, rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(fast_bn.running_var, plain_bn.running_var, rtol=1e-5, atol=1e-6)
+    x = torch.randn(3, 128, 3)
+    with torch.no_grad():
+        plain_out, fast_out = plain_net(x), fast_net(x)
+    torch.testing.assert_close(fast_out.point_features, plain_out.point_features, rtol=1e-4, atol=1e-5)
+    assert torch.isnan(fast_out.logits).all()
+    with_logits.warm_up_batchnorm(warm, needs=frozenset({"logits"}))  # the plain warm-up, head included
+    with torch.no_grad():
+        torch.testing.assert_close(with_logits(x).logits, plain_out.logits)

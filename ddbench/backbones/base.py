@@ -14,6 +14,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from ddbench.backbones.utils import bn_warmup
 from ddbench.config import ComponentConfig
 from ddbench.errors import DataError, IncompatibleError
 from ddbench.registry import Component
@@ -55,6 +56,15 @@ class Backbone(nn.Module, Component):
 
     def forward_features(self, points: torch.Tensor) -> BackboneOutput:
         raise NotImplementedError
+
+    def warm_up_batchnorm(self, batch: torch.Tensor, *inputs: torch.Tensor,
+                          needs: frozenset[str] = FEATURES) -> None:
+        """The frozen-BN warm-up (docs/specification.md#frozen-bn-warm-up): one train-mode forward on ``batch``
+        (and ``inputs``), then every BatchNorm to eval. ``needs``: the outputs the caller will read from the
+        warmed network; a backbone may skip the layers none of them depends on (:class:`PointNet` skips its
+        head when no logits are needed), whose BatchNorm then holds NaN statistics so that a caller reading
+        them anyway gets NaN, never a silently different number."""
+        bn_warmup(self, batch, *inputs)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -117,6 +117,26 @@ def conv_bn_max(conv: nn.Conv1d, bn: nn.BatchNorm1d, x: torch.Tensor, relu: bool
 
 
 @torch.no_grad()
+def conv_bn_statistics(conv: nn.Conv1d, bn: nn.BatchNorm1d, x: torch.Tensor) -> None:
+    """Update ``bn``'s running statistics as a training-mode ``bn(conv(x))`` would, without forming ``conv(x)``
+    (docs/backbones.md#the-frozen-batchnorm-warm-up-of-pointnet). ``x``: (B, C_in, N), ``conv`` a 1x1 convolution.
+
+    With y = W x + b: the batch mean of y is W mean(x) + b and its (biased) variance per channel is the diagonal
+    of W S W^T, S the (C_in x C_in) covariance of the input over every point of the batch; S costs C_in^2 per
+    point where y costs C_in * C_out (128^2 against 128 * 1024 for PointNet's last layer)."""
+    batch, channels_in, points = x.shape
+    x_mean = x.mean(dim=(0, 2))
+    columns = (x - x_mean.view(1, -1, 1)).transpose(0, 1).reshape(channels_in, batch * points)
+    covariance = columns @ columns.t() / (batch * points)
+    kernel = conv.weight.squeeze(-1)  # (C_out, C_in)
+    mean = kernel @ x_mean
+    if conv.bias is not None:
+        mean = mean + conv.bias
+    var = ((kernel @ covariance) * kernel).sum(1).clamp_min(0)
+    _update_running_stats(bn, mean, var, batch * points)
+
+
+@torch.no_grad()
 def _update_running_stats(bn: nn.BatchNorm1d, mean: torch.Tensor, var: torch.Tensor, count: int) -> None:
     bn.num_batches_tracked.add_(1)
     factor = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)

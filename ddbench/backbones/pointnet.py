@@ -6,8 +6,9 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from ddbench.backbones.base import Backbone, BackboneOutput
-from ddbench.backbones.fused_pool import can_fuse, conv_bn_max
+from ddbench.backbones import fused_pool
+from ddbench.backbones.base import FEATURES, Backbone, BackboneOutput
+from ddbench.backbones.fused_pool import can_fuse, conv_bn_max, conv_bn_statistics
 from ddbench.backbones.utils import PointwiseConv1d
 from ddbench.config import ComponentConfig
 
@@ -30,9 +31,10 @@ class InputTNet(nn.Module):
         )
         self.register_buffer("identity", torch.eye(k).reshape(1, k * k), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, k, N)
+    def forward(self, x: torch.Tensor, fuse: bool | None = None) -> torch.Tensor:  # x: (B, k, N)
+        """The (B, k, k) transforms; ``fuse``: use the fused BN + max-pool (default: where :func:`can_fuse`)."""
         conv, bn = self.convs[6], self.convs[7]
-        if can_fuse(bn, x):  # docs/backbones.md#fused-batchnorm-and-max-pool
+        if can_fuse(bn, x) if fuse is None else fuse:  # docs/backbones.md#fused-batchnorm-and-max-pool
             g = conv_bn_max(conv, bn, self.convs[:6](x), relu=True)
         else:
             g = self.convs(x).amax(dim=2)
@@ -65,12 +67,34 @@ class PointNet(Backbone):
             nn.Linear(256, num_classes),
         )
 
+    def transformed(self, points: torch.Tensor, fuse: bool | None = None) -> torch.Tensor:
+        """(B, N, 3) clouds -> (B, 3, N) clouds after the input transform (if any)."""
+        if self.tnet is None:
+            return points.transpose(1, 2)
+        return torch.bmm(points, self.tnet(points.transpose(1, 2), fuse)).transpose(1, 2)
+
+    def warm_up_batchnorm(self, batch: torch.Tensor, *inputs: torch.Tensor,
+                          needs: frozenset[str] = FEATURES) -> None:
+        """The frozen-BN warm-up; without logits in ``needs``, the statistics of every BatchNorm the features
+        depend on, computed without forming the (B, 1024, N) activations (docs/backbones.md#the-frozen-batchnorm-
+        warm-up-of-pointnet): the T-Net's widest layer fused with its max-pool, the last layer's from its
+        input's covariance; the head (which only the logits read) is skipped and left with NaN statistics."""
+        if "logits" in needs or not fused_pool.ENABLED:
+            return super().warm_up_batchnorm(batch, *inputs, needs=needs)
+        self.train()
+        with torch.no_grad():
+            hidden = self.conv2(self.conv1(self.transformed(batch, fuse=True)))
+            conv_bn_statistics(self.conv3[0], self.conv3[1], hidden)
+        for module in self.modules():
+            if isinstance(module, nn.BatchNorm1d):
+                module.eval()
+        for module in self.head:
+            if isinstance(module, nn.BatchNorm1d):
+                module.running_mean.fill_(float("nan"))
+                module.running_var.fill_(float("nan"))
+
     def forward_features(self, points: torch.Tensor) -> BackboneOutput:
-        x = points.transpose(1, 2)  # (B, 3, N)
-        if self.tnet is not None:
-            trans = self.tnet(x)
-            x = torch.bmm(points, trans).transpose(1, 2)
-        hidden = self.conv2(self.conv1(x))
+        hidden = self.conv2(self.conv1(self.transformed(points)))
         if can_fuse(self.conv3[1], points):
             # training the network itself (the evaluation trainer): the per-point features are never formed
             # (docs/backbones.md#fused-batchnorm-and-max-pool), so this output has none

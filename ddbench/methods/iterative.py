@@ -24,7 +24,7 @@ import torch
 from pydantic import Field
 
 from ddbench.backbones.base import Backbone
-from ddbench.backbones.utils import bn_warmup, fold_frozen_batchnorm
+from ddbench.backbones.utils import fold_frozen_batchnorm
 from ddbench.config import ComponentConfig
 from ddbench.errors import TrainingDivergedError
 from ddbench.methods.base import DistillContext, Method
@@ -160,7 +160,7 @@ class IterativeMethod(Method):
     def warmed_net(self, ctx: DistillContext, warmup: torch.Tensor, frozen: bool = True) -> Backbone:
         """A fresh network after the frozen-BN warm-up on ``warmup`` (docs/specification.md#frozen-bn-warm-up)."""
         net = self.fresh_net(ctx, frozen)
-        bn_warmup(net, warmup)
+        net.warm_up_batchnorm(warmup, needs=self.needs)
         if frozen:
             fold_frozen_batchnorm(net)  # same outputs, one memory pass less per BN in every forward/backward
         return net

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
-from ddbench.ops.sort import SORT_BACKENDS, sort_backend  # noqa: F401 - the backend lives in the ops layer
+from ddbench.ops.sort import SORT_BACKENDS, argsort_descending, sort_backend, sort_descending  # noqa: F401
 
 MMD_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -92,12 +91,13 @@ def sort_pointwise(features: torch.Tensor) -> torch.Tensor:
     The result does not depend on the order of the points of a cloud; its first rank is the max-pooled feature.
     Gradients flow to the sorted values. On CPU the sort runs in numpy, an order of magnitude faster than
     torch.sort for (B, 1024, 1024) float32 here (benchmarks/bench_methods.py); the sorted values are the same:
-    values only when no gradient is needed, otherwise an argsort whose indices gather the values in torch.
+    values only when no gradient is needed, otherwise an argsort whose indices gather the values in torch. The
+    rows are sorted on as many threads as torch uses (:mod:`ddbench.ops.sort`).
     """
     if features.device.type != "cpu" or sort_backend() == "torch":
         return torch.sort(features, dim=2, descending=True).values
+    threads = torch.get_num_threads()
     if not features.requires_grad:
-        values = -np.sort(-features.detach().numpy(), axis=2)
-        return torch.from_numpy(values)
-    order = np.argsort(-features.detach().numpy(), axis=2)
+        return torch.from_numpy(sort_descending(features.detach().numpy(), threads))
+    order = argsort_descending(features.detach().numpy(), threads)
     return torch.gather(features, 2, torch.from_numpy(order))
