@@ -98,10 +98,8 @@ def conv_bn_max(conv: nn.Conv1d, bn: nn.BatchNorm1d, x: torch.Tensor, relu: bool
     and BN weight times -1), which turns their min into a max. The convolution's bias, which BN removes,
     gets its exact gradient: zero."""
     sign = torch.where(bn.weight.detach() >= 0, 1.0, -1.0).to(x.dtype)
-    x_mean = x.mean(dim=(0, 2), keepdim=True)
-    batch, channels_in, points = x.shape
-    # one matrix product over every point of the batch: (C_out, C_in) @ (C_in, B * N)
-    columns = (x - x_mean).transpose(0, 1).reshape(channels_in, batch * points)
+    batch, _, points = x.shape
+    x_mean, columns = _centred_columns(x)  # one matrix product over every point: (C_out, C_in) @ (C_in, B * N)
     kernel = conv.weight.squeeze(-1)  # (C_out, C_in)
     pooled, mean, var = ConvBatchNormMaxPool.apply(columns, kernel * sign.unsqueeze(1), bn.weight * sign, bn.bias,
                                                    bn.eps, batch)
@@ -124,9 +122,8 @@ def conv_bn_statistics(conv: nn.Conv1d, bn: nn.BatchNorm1d, x: torch.Tensor) -> 
     With y = W x + b: the batch mean of y is W mean(x) + b and its (biased) variance per channel is the diagonal
     of W S W^T, S the (C_in x C_in) covariance of the input over every point of the batch; S costs C_in^2 per
     point where y costs C_in * C_out (128^2 against 128 * 1024 for PointNet's last layer)."""
-    batch, channels_in, points = x.shape
-    x_mean = x.mean(dim=(0, 2))
-    columns = (x - x_mean.view(1, -1, 1)).transpose(0, 1).reshape(channels_in, batch * points)
+    batch, _, points = x.shape
+    x_mean, columns = _centred_columns(x)
     covariance = columns @ columns.t() / (batch * points)
     kernel = conv.weight.squeeze(-1)  # (C_out, C_in)
     mean = kernel @ x_mean
@@ -134,6 +131,13 @@ def conv_bn_statistics(conv: nn.Conv1d, bn: nn.BatchNorm1d, x: torch.Tensor) -> 
         mean = mean + conv.bias
     var = ((kernel @ covariance) * kernel).sum(1).clamp_min(0)
     _update_running_stats(bn, mean, var, batch * points)
+
+
+def _centred_columns(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, C_in, N) -> the input's mean over every point (C_in,) and the centred input laid out (C_in, B * N)."""
+    batch, channels_in, points = x.shape
+    x_mean = x.mean(dim=(0, 2))
+    return x_mean, (x - x_mean.view(1, -1, 1)).transpose(0, 1).reshape(channels_in, batch * points)
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ from torch import nn
 from ddbench.backbones import fused_pool
 from ddbench.backbones.base import FEATURES, Backbone, BackboneOutput
 from ddbench.backbones.fused_pool import can_fuse, conv_bn_max, conv_bn_statistics
-from ddbench.backbones.utils import PointwiseConv1d
+from ddbench.backbones.utils import PointwiseConv1d, freeze_batchnorm
 from ddbench.config import ComponentConfig
 
 
@@ -85,9 +85,7 @@ class PointNet(Backbone):
         with torch.no_grad():
             hidden = self.conv2(self.conv1(self.transformed(batch, fuse=True)))
             conv_bn_statistics(self.conv3[0], self.conv3[1], hidden)
-        for module in self.modules():
-            if isinstance(module, nn.BatchNorm1d):
-                module.eval()
+        freeze_batchnorm(self)
         for module in self.head:
             if isinstance(module, nn.BatchNorm1d):
                 module.running_mean.fill_(float("nan"))

@@ -19,6 +19,11 @@ def bn_warmup(net: nn.Module, batch: torch.Tensor, *inputs: torch.Tensor) -> Non
     net.train()
     with torch.no_grad():
         net(batch, *inputs)
+    freeze_batchnorm(net)
+
+
+def freeze_batchnorm(net: nn.Module) -> None:
+    """Every BatchNorm of ``net`` to eval mode (running statistics); every other layer keeps its mode."""
     for module in net.modules():
         if isinstance(module, _BN):
             module.eval()
