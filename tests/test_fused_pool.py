@@ -166,3 +166,113 @@ def test_pointnet_warm_up_without_logits_gives_the_plain_warm_ups_features():
     with_logits.warm_up_batchnorm(warm, needs=frozenset({"logits"}))  # the plain warm-up, head included
     with torch.no_grad():
         torch.testing.assert_close(with_logits(x).logits, plain_out.logits)
+
+
+def frozen_layers(c_in=16, c_out=24, bias=True, seed=0):
+    """A conv and an eval-mode BN with running statistics far from (0, 1) and weights of both signs."""
+    conv, bn = layers(c_in, c_out, seed=seed)
+    if not bias:
+        conv = nn.Conv1d(c_in, c_out, 1, bias=False)
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.randn(c_out))
+        bn.running_var.copy_(0.1 + torch.rand(c_out) * 3)
+    return conv, bn.eval()
+
+
+@pytest.mark.parametrize("chunk_values", [1, 24 * 64 * 3, 1 << 21])  # one cloud, 3 with a remainder, all
+@pytest.mark.parametrize("bias", [True, False])
+def test_frozen_fused_layer_matches_the_plain_layers(monkeypatch, chunk_values, bias):
+    from ddbench.backbones import fused_pool
+
+    monkeypatch.setattr(fused_pool, "FROZEN_CHUNK_VALUES", chunk_values)
+    conv, bn = frozen_layers(bias=bias)
+    x = torch.randn(7, 16, 64, generator=torch.Generator().manual_seed(4))
+    stats = (bn.running_mean.clone(), bn.running_var.clone())
+    with torch.no_grad():
+        expected = bn(conv(x)).amax(dim=2)
+        got = fused_pool.frozen_conv_bn_max(conv, bn, x)
+    # independent reference: the affine map written out channel by channel
+    scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+    with torch.no_grad():
+        y = conv(x)
+        by_hand = ((y - bn.running_mean[:, None]) * scale[:, None] + bn.bias[:, None]).amax(dim=2)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got, by_hand, rtol=1e-5, atol=1e-5)
+    assert (bn.weight < 0).any() and torch.equal(bn.running_mean, stats[0]) and torch.equal(bn.running_var, stats[1])
+    # the same layer after fold_frozen_batchnorm: the BN folded into the conv, an identity in its place
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    with torch.no_grad():
+        folded = fused_pool.frozen_conv_bn_max(fuse_conv_bn_eval(conv.eval(), bn), nn.Identity(), x)
+    torch.testing.assert_close(folded, by_hand, rtol=1e-5, atol=1e-5)
+
+
+def test_only_a_frozen_batchnorm_that_needs_no_gradient_is_fused_frozen():
+    from ddbench.backbones.fused_pool import can_fuse_frozen
+
+    conv, bn = frozen_layers()
+    points = torch.randn(2, 16, 8)
+    with torch.no_grad():
+        assert can_fuse_frozen(conv, bn, points)
+        assert not can_fuse_frozen(conv, bn.train(), points)  # training mode: conv_bn_max's business
+        assert not can_fuse_frozen(conv, nn.InstanceNorm1d(24), points)
+        bn.eval()
+    assert not can_fuse_frozen(conv, bn, points)  # the weights need a gradient
+    assert not can_fuse_frozen(conv.requires_grad_(False), bn.requires_grad_(False), points.requires_grad_())
+    assert can_fuse_frozen(conv, bn, torch.randn(2, 16, 8))  # frozen weights, points without gradient
+
+
+def test_pointnet_frozen_for_global_features_gives_the_plain_networks_values(monkeypatch):
+    """A warmed network whose callers read only the global feature (DM): without a gradient, the T-Net's and the
+    last layer's BN + max run folded (no point-wise features returned); with one, the plain layers."""
+    from ddbench.backbones import fused_pool
+    from ddbench.backbones.utils import fold_frozen_batchnorm
+
+    monkeypatch.setattr(fused_pool, "FROZEN_CHUNK_VALUES", 1024 * 128 * 2)
+    torch.manual_seed(0)
+    net = PointNet(PointNet.Config(dropout=0.0), 10)
+    net.warm_up_batchnorm(0.2 + 0.5 * torch.randn(12, 128, 3), needs=frozenset({"global_feature"}))
+    x = torch.randn(5, 128, 3)
+    with torch.no_grad():
+        fast = net(x)
+        monkeypatch.setattr(fused_pool, "ENABLED", False)
+        plain_out = net(x)
+        monkeypatch.setattr(fused_pool, "ENABLED", True)
+    assert fast.point_features is None and plain_out.point_features is not None
+    torch.testing.assert_close(fast.global_feature, plain_out.global_feature, rtol=1e-4, atol=1e-5)
+    with_grad = net(x.clone().requires_grad_())
+    assert with_grad.point_features is not None  # the points' gradient keeps amax's tie rule
+    torch.testing.assert_close(with_grad.global_feature.detach(), plain_out.global_feature, rtol=1e-4, atol=1e-5)
+    fold_frozen_batchnorm(net)  # as IterativeMethod.warmed_net does: the BNs become identities
+    with torch.no_grad():
+        folded = net(x)
+    assert folded.point_features is None
+    torch.testing.assert_close(folded.global_feature, plain_out.global_feature, rtol=1e-4, atol=1e-5)
+    sadm_net = PointNet(PointNet.Config(dropout=0.0), 10)  # SADM reads point-wise features: still formed
+    sadm_net.warm_up_batchnorm(0.2 + 0.5 * torch.randn(12, 128, 3), needs=frozenset({"point_features"}))
+    fold_frozen_batchnorm(sadm_net)
+    with torch.no_grad():
+        fast_features = sadm_net(x).point_features  # the T-Net's widest layer folded
+        monkeypatch.setattr(fused_pool, "ENABLED", False)
+        plain_features = sadm_net(x).point_features
+    assert fast_features.shape == (5, 1024, 128)
+    torch.testing.assert_close(fast_features, plain_features, rtol=1e-4, atol=1e-5)
+
+
+def test_the_test_pass_reads_only_logits_and_gets_the_plain_networks_logits(monkeypatch):
+    from ddbench.backbones import fused_pool
+    from ddbench.backbones.base import FEATURES, reading
+
+    torch.manual_seed(0)
+    net = PointNet(None, 5)
+    logits_and_gradients(net, torch.randn(8, 64, 3), torch.randint(0, 5, (8,)))  # running statistics of a batch
+    net.eval()
+    x = torch.randn(6, 64, 3)
+    with torch.no_grad():
+        with reading(net, frozenset({"logits"})):
+            fast = net(x)
+        assert net.needs == FEATURES
+        monkeypatch.setattr(fused_pool, "ENABLED", False)
+        plain_out = net(x)
+    assert fast.point_features is None
+    torch.testing.assert_close(fast.logits, plain_out.logits, rtol=1e-4, atol=1e-5)

@@ -25,7 +25,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ddbench.backbones.base import BackboneFactory
+from ddbench.backbones.base import FEATURES, BackboneFactory, reading
 from ddbench.backbones.pointnet import PointNet, PointNetIN, PointNetINConfig
 from ddbench.data.cloudset import PointCloudSet
 from ddbench.data.shapes import Shapes, ShapesConfig
@@ -377,10 +377,11 @@ def test_dm_matching_loss_pairs_class_k_with_class_k(float64):
     net = method.warmed_net(ctx, torch.cat(reals))
     loss = method.matching_loss(ctx, state, net, reals)
     reference = 0.0
-    for k, real in enumerate(reals):
-        fr = [ref_max_over_points(f) for f in net(real).point_features]
-        fs = [ref_max_over_points(f) for f in net(state.points[2 * k : 2 * k + 2]).point_features]
-        reference = reference + ((sum(fr) / len(fr) - sum(fs) / len(fs)) ** 2).sum()
+    with reading(net, FEATURES):  # DM reads no point-wise features; the reference takes their max by hand
+        for k, real in enumerate(reals):
+            fr = [ref_max_over_points(f) for f in net(real).point_features]
+            fs = [ref_max_over_points(f) for f in net(state.points[2 * k : 2 * k + 2]).point_features]
+            reference = reference + ((sum(fr) / len(fr) - sum(fs) / len(fs)) ** 2).sum()
     assert_same_value_and_gradients(loss, reference, [state.points])
 
 
@@ -531,7 +532,10 @@ def test_the_methods_warm_fresh_networks_up_as_the_specification_says():
     frozen = method.warmed_net(ctx, batch)
     probe = torch.randn(3, 32, 3, generator=torch.Generator().manual_seed(8))
     with torch.no_grad():
-        assert_close(frozen(probe).point_features, warmed(probe).point_features, 1e-4, "folded features")
+        # what the method reads (DM: the global feature, folded with the max-pool), then every point-wise feature
+        assert_close(frozen(probe).global_feature, warmed(probe).global_feature, 1e-4, "folded global features")
+        with reading(frozen, FEATURES), reading(warmed, FEATURES):
+            assert_close(frozen(probe).point_features, warmed(probe).point_features, 1e-4, "folded features")
 
 
 # -- class correspondence --------------------------------------------------------------------------------------

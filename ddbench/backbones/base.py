@@ -8,6 +8,8 @@ work starts, when a backbone cannot serve a method.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -44,6 +46,8 @@ class Backbone(nn.Module, Component):
         nn.Module.__init__(self)
         self.config = config if config is not None else self.Config()
         self.num_classes = int(num_classes)
+        #: the outputs callers read (set by :meth:`warm_up_batchnorm`); a backbone may leave the others None
+        self.needs: frozenset[str] = FEATURES
 
     def forward(self, points: torch.Tensor) -> BackboneOutput:
         if points.dim() != 3 or points.shape[-1] != 3:
@@ -63,11 +67,25 @@ class Backbone(nn.Module, Component):
         (and ``inputs``), then every BatchNorm to eval. ``needs``: the outputs the caller will read from the
         warmed network; a backbone may skip the layers none of them depends on (:class:`PointNet` skips its
         head when no logits are needed), whose BatchNorm then holds NaN statistics so that a caller reading
-        them anyway gets NaN, never a silently different number."""
+        them anyway gets NaN, never a silently different number. The warmed network keeps ``needs`` and may
+        then return None for outputs outside it (:class:`PointNet`'s point-wise features)."""
+        self.needs = frozenset(needs)
         bn_warmup(self, batch, *inputs)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+@contextmanager
+def reading(net: nn.Module, needs: frozenset[str]) -> Iterator[nn.Module]:
+    """``net`` with :attr:`Backbone.needs` set to ``needs`` inside the block (restored after it): a caller that
+    reads only some outputs lets the backbone skip the others."""
+    before = getattr(net, "needs", FEATURES)
+    net.needs = frozenset(needs)
+    try:
+        yield net
+    finally:
+        net.needs = before
 
 
 def check_provides(backbone_cls: type[Backbone], needs: frozenset[str], method: str) -> None:

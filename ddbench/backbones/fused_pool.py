@@ -89,6 +89,53 @@ def can_fuse(bn: nn.Module, points: torch.Tensor) -> bool:
             and not points.requires_grad and torch.is_grad_enabled())
 
 
+def can_fuse_frozen(conv: nn.Module, bn: nn.Module, x: torch.Tensor) -> bool:
+    """Whether ``conv`` and ``bn`` (right before a max over the points) may run as :func:`frozen_conv_bn_max`: a
+    1x1 convolution, then a frozen BatchNorm1d (eval mode, running statistics) or an identity (a BatchNorm
+    already folded into the convolution, ``fold_frozen_batchnorm``), and nothing that needs a gradient (the real
+    side of a distillation method, a test pass; docs/backbones.md#frozen-batchnorm-and-max-pool)."""
+    frozen_bn = isinstance(bn, nn.BatchNorm1d) and not bn.training and bn.running_var is not None
+    if not (ENABLED and isinstance(conv, nn.Conv1d) and (frozen_bn or isinstance(bn, nn.Identity))):
+        return False
+    tensors = (x, *conv.parameters(), *bn.parameters())
+    return not torch.is_grad_enabled() or not any(t.requires_grad for t in tensors)
+
+
+#: output values per matrix product of the frozen fused layer: 2 clouds x 1024 channels x 1024 points (8 MiB)
+FROZEN_CHUNK_VALUES = 1 << 21
+
+
+@torch.no_grad()
+def frozen_conv_bn_max(conv: nn.Conv1d, bn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``max_i bn(conv(x))`` for a 1x1 ``conv`` and a frozen (eval-mode) BatchNorm1d or identity ``bn``, without
+    a gradient and without forming the (B, C_out, N) output at once
+    (docs/backbones.md#frozen-batchnorm-and-max-pool). ``x``: (B, C_in, N); returns (B, C_out).
+
+    Frozen BN is the affine map ``s (y - mean) + beta`` per channel, ``s = gamma / sqrt(var + eps)``, so it folds
+    into the convolution: ``W' = s W``, ``c = s (b - mean) + beta``, and ``max_i (W' x_i) + c`` is the layer's max
+    (a negative ``s`` turns the row's min into the max through the sign of ``W'``). The product runs a few clouds
+    at a time, each reduced to its max while it is still in cache."""
+    kernel, shift = _folded(conv, bn)
+    batch, _, points = x.shape
+    chunk = max(1, FROZEN_CHUNK_VALUES // (kernel.shape[0] * points))
+    pooled = x.new_empty(batch, kernel.shape[0])
+    for lo in range(0, batch, chunk):
+        torch.amax(torch.matmul(kernel, x[lo : lo + chunk]), dim=2, out=pooled[lo : lo + chunk])
+    return pooled if shift is None else pooled.add_(shift)
+
+
+def _folded(conv: nn.Conv1d, bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The (C_out, C_in) kernel and the (C_out,) shift (None: zero) of ``bn(conv(x))`` as one affine map."""
+    kernel, shift = conv.weight.squeeze(-1), conv.bias
+    if isinstance(bn, nn.Identity):
+        return kernel, shift
+    scale = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.affine:
+        scale = scale * bn.weight
+    shift = -scale * bn.running_mean if shift is None else scale * (shift - bn.running_mean)
+    return kernel * scale.unsqueeze(1), shift + bn.bias if bn.affine else shift
+
+
 def conv_bn_max(conv: nn.Conv1d, bn: nn.BatchNorm1d, x: torch.Tensor, relu: bool) -> torch.Tensor:
     """``max_i relu?(bn(conv(x)))`` for a 1x1 ``conv`` and a training-mode ``bn``, updating ``bn``'s running
     statistics as ``bn`` itself would. ``x``: (B, C_in, N); returns (B, C_out).

@@ -8,7 +8,13 @@ from torch import nn
 
 from ddbench.backbones import fused_pool
 from ddbench.backbones.base import FEATURES, Backbone, BackboneOutput
-from ddbench.backbones.fused_pool import can_fuse, conv_bn_max, conv_bn_statistics
+from ddbench.backbones.fused_pool import (
+    can_fuse,
+    can_fuse_frozen,
+    conv_bn_max,
+    conv_bn_statistics,
+    frozen_conv_bn_max,
+)
 from ddbench.backbones.utils import PointwiseConv1d, freeze_batchnorm
 from ddbench.config import ComponentConfig
 
@@ -32,10 +38,15 @@ class InputTNet(nn.Module):
         self.register_buffer("identity", torch.eye(k).reshape(1, k * k), persistent=False)
 
     def forward(self, x: torch.Tensor, fuse: bool | None = None) -> torch.Tensor:  # x: (B, k, N)
-        """The (B, k, k) transforms; ``fuse``: use the fused BN + max-pool (default: where :func:`can_fuse`)."""
+        """The (B, k, k) transforms; ``fuse``: True for the fused training-mode BN + max-pool, False for the plain
+        layers, None (default) for whichever fused layer applies (:func:`can_fuse`, :func:`can_fuse_frozen`)."""
         conv, bn = self.convs[6], self.convs[7]
-        if can_fuse(bn, x) if fuse is None else fuse:  # docs/backbones.md#fused-batchnorm-and-max-pool
+        if fuse is False:
+            g = self.convs(x).amax(dim=2)
+        elif fuse or can_fuse(bn, x):  # docs/backbones.md#fused-batchnorm-and-max-pool
             g = conv_bn_max(conv, bn, self.convs[:6](x), relu=True)
+        elif can_fuse_frozen(conv, bn, x):  # docs/backbones.md#frozen-batchnorm-and-max-pool
+            g = torch.relu(frozen_conv_bn_max(conv, bn, self.convs[:6](x)))
         else:
             g = self.convs(x).amax(dim=2)
         return (self.fcs(g) + self.identity).view(-1, self.k, self.k)
@@ -81,6 +92,7 @@ class PointNet(Backbone):
         input's covariance; the head (which only the logits read) is skipped and left with NaN statistics."""
         if "logits" in needs or not fused_pool.ENABLED:
             return super().warm_up_batchnorm(batch, *inputs, needs=needs)
+        self.needs = frozenset(needs)
         self.train()
         with torch.no_grad():
             hidden = self.conv2(self.conv1(self.transformed(batch, fuse=True)))
@@ -97,6 +109,11 @@ class PointNet(Backbone):
             # training the network itself (the evaluation trainer): the per-point features are never formed
             # (docs/backbones.md#fused-batchnorm-and-max-pool), so this output has none
             global_feature = conv_bn_max(self.conv3[0], self.conv3[1], hidden, relu=False)
+            return BackboneOutput(self.head(global_feature), global_feature, None)
+        if "point_features" not in self.needs and can_fuse_frozen(self.conv3[0], self.conv3[1], hidden):
+            # a frozen network whose callers read no point-wise features (DM's real side; the test pass):
+            # docs/backbones.md#frozen-batchnorm-and-max-pool
+            global_feature = frozen_conv_bn_max(self.conv3[0], self.conv3[1], hidden)
             return BackboneOutput(self.head(global_feature), global_feature, None)
         point_features = self.conv3(hidden)  # (B, 1024, N)
         global_feature = point_features.amax(dim=2)

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ddbench.backbones.base import Backbone, BackboneFactory
+from ddbench.backbones.base import Backbone, BackboneFactory, reading
 from ddbench.data.cloudset import PointCloudSet, epoch_batches
 from ddbench.data.transforms import jitter, normalize_unit_sphere, perturb_rotation, random_scale
 from ddbench.errors import TrainingDivergedError
@@ -158,12 +158,15 @@ def augment(cfg: ProtocolConfig, points: torch.Tensor, generator: torch.Generato
 
 @torch.no_grad()
 def test_net(net: torch.nn.Module, test: PointCloudSet, batch_size: int, device: torch.device) -> tuple[float, float, list[float]]:
-    """(OA, mAcc, per-class accuracy), in percent, of ``net`` in eval mode on ``test``."""
+    """(OA, mAcc, per-class accuracy), in percent, of ``net`` in eval mode on ``test``. Only the logits are
+    read, so a backbone may skip the rest (PointNet's folded last layer:
+    docs/backbones.md#frozen-batchnorm-and-max-pool)."""
     net.eval()
     preds = []
-    for lo in range(0, len(test), batch_size):
-        batch = test.points[lo : lo + batch_size].to(device)
-        preds.append(net(batch).logits.argmax(-1).cpu())
+    with reading(net, frozenset({"logits"})):
+        for lo in range(0, len(test), batch_size):
+            batch = test.points[lo : lo + batch_size].to(device)
+            preds.append(net(batch).logits.argmax(-1).cpu())
     return accuracies(torch.cat(preds), test)
 
 
