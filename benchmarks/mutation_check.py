@@ -132,7 +132,7 @@ MUTATIONS: list[Mutation] = [
              science("test_multi_bandwidth_mmd_equals_the_formula_in_value_and_gradient"), "other kernel bandwidths"),
     # -- DM --------------------------------------------------------------------------------------------------------
     Mutation("dm-pairs-class-0", "ddbench/methods/dm.py",
-             "real_global = net(reals[k]).global_feature", "real_global = net(reals[0]).global_feature",
+             "real_global_features(net, reals[k])", "real_global_features(net, reals[0])",
              science("test_dm_matching_loss_pairs_class_k_with_class_k"),
              "DM matches every class against class 0's real batch (the issue's bug)"),
     Mutation("dm-distance-not-squared", "ddbench/methods/dm.py",
@@ -364,6 +364,9 @@ MUTATIONS: list[Mutation] = [
              "            g = torch.relu(frozen_conv_bn_max(conv, bn, self.convs[:6](x)))\n",
              "            g = frozen_conv_bn_max(conv, bn, self.convs[:6](x))\n",
              ("tests/test_fused_pool.py",), "the T-Net's frozen fused layer forgets the ReLU between BN and max"),
+    Mutation("dm-real-first-chunk-only", "ddbench/methods/dm.py",
+             "for part in clouds.split(REAL_CLOUDS_PER_CHUNK)])", "for part in clouds.split(REAL_CLOUDS_PER_CHUNK)[:1]])",
+             ("tests/test_science.py",), "DM's chunked real side keeps only its first chunk of clouds"),
     Mutation("threaded-argsort-ascending", "ddbench/ops/sort.py",
              "        out[lo:hi] = np.argsort(-rows[lo:hi], axis=1)\n", "        out[lo:hi] = np.argsort(rows[lo:hi], axis=1)\n",
              ("tests/test_sort_ops.py",), "the threaded argsort sorts ascending"),

@@ -385,6 +385,19 @@ def test_dm_matching_loss_pairs_class_k_with_class_k(float64):
     assert_same_value_and_gradients(loss, reference, [state.points])
 
 
+def test_dm_real_side_by_chunks_equals_one_forward_over_the_batch(monkeypatch):
+    from ddbench.methods import dm as dm_module
+
+    monkeypatch.setattr(dm_module, "REAL_CLOUDS_PER_CHUNK", 2)  # 5 clouds: two full chunks and a remainder
+    torch.manual_seed(0)
+    net = PointNet(PointNet.Config(dropout=0.0), 4)
+    net.warm_up_batchnorm(torch.randn(8, 32, 3), needs=DMMethod.needs)
+    clouds = torch.randn(5, 32, 3, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad(), reading(net, FEATURES):
+        expected = torch.stack([ref_max_over_points(f) for f in net(clouds).point_features])
+    assert_close(dm_module.real_global_features(net, clouds), expected, 1e-5, "global features")
+
+
 def test_sadm_matching_loss_rotates_and_pairs_class_k_with_class_k(float64):
     """The network sees every cloud rotated by Rx Ry Rz of its angles; class k's clouds meet class k's batch; the
     PPC factor applies. Gradients reach points and all three angles."""

@@ -67,6 +67,19 @@ def dm_class_loss(real_global: torch.Tensor, syn_global: torch.Tensor) -> torch.
     return ((real_global.mean(0) - syn_global.mean(0)) ** 2).sum()
 
 
+#: real clouds per forward of DM's real side: every activation of 16 clouds (at most 128 channels x 1024 points
+#: each, 8 MiB; the widest layers fold into their max-pool) stays in cache
+REAL_CLOUDS_PER_CHUNK = 16
+
+
+@torch.no_grad()
+def real_global_features(net, clouds: torch.Tensor) -> torch.Tensor:
+    """(B, C) global features of real ``clouds`` under a frozen ``net``, a few clouds at a time: with BN frozen a
+    forward over part of a batch gives that part's features, and DM's 256 clouds per class would otherwise hold
+    gigabytes of activations at once (docs/methods.md#dm)."""
+    return torch.cat([net(part).global_feature for part in clouds.split(REAL_CLOUDS_PER_CHUNK)])
+
+
 class DMMethod(IterativeMethod):
     """DM: match the mean global feature of real and synthetic clouds per class under fresh random networks."""
 
@@ -100,9 +113,7 @@ class DMMethod(IterativeMethod):
             syn_labels, syn_global = labels[idx], net(state.points[idx]).global_feature
         loss = syn_global.new_zeros(())
         for k in classes:
-            with torch.no_grad():
-                real_global = net(reals[k]).global_feature
-            loss = loss + dm_class_loss(real_global, syn_global[syn_labels == k])
+            loss = loss + dm_class_loss(real_global_features(net, reals[k]), syn_global[syn_labels == k])
         return loss
 
     def iteration(self, ctx: DistillContext, state: PointsState, gen: torch.Generator, it: int) -> float:
