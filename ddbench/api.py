@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from ddbench.backbones.base import Backbone, BackboneFactory, BackboneOutput
+from ddbench.backbones.base import Backbone, BackboneFactory, BackboneOutput, reading
 from ddbench.config import ComponentConfig
 from ddbench.data.base import Dataset, DatasetConfig
 from ddbench.data.cloudset import PointCloudSet
@@ -82,6 +82,7 @@ __all__ = [
     "Backbone",
     "BackboneFactory",
     "BackboneOutput",
+    "reading",
     # data
     "Dataset",
     "DatasetConfig",

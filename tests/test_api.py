@@ -38,6 +38,7 @@ HOMES = {
     "Backbone": "ddbench.backbones.base",
     "BackboneFactory": "ddbench.backbones.base",
     "BackboneOutput": "ddbench.backbones.base",
+    "reading": "ddbench.backbones.base",
     "Dataset": "ddbench.data.base",
     "DatasetConfig": "ddbench.data.base",
     "PointCloudSet": "ddbench.data.cloudset",
