@@ -276,3 +276,63 @@ def test_the_test_pass_reads_only_logits_and_gets_the_plain_networks_logits(monk
         plain_out = net(x)
     assert fast.point_features is None
     torch.testing.assert_close(fast.logits, plain_out.logits, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("chunk_values", [24 * 64 * 3, 1 << 21])  # 3 clouds per product (a remainder), all
+def test_frozen_fused_layer_gives_the_plain_layers_gradient_with_respect_to_the_points(monkeypatch, chunk_values):
+    """The points' gradient (DM's synthetic side): every maximum's gradient reaches its point through the folded
+    kernel, as the plain layers' amax backward sends it there; the weights stay frozen."""
+    from ddbench.backbones import fused_pool
+
+    monkeypatch.setattr(fused_pool, "FROZEN_CHUNK_VALUES", chunk_values)
+    conv, bn = frozen_layers()
+    conv.requires_grad_(False), bn.requires_grad_(False)
+    x = torch.randn(7, 16, 64, generator=torch.Generator().manual_seed(6))
+    weights = torch.randn(7, 24, generator=torch.Generator().manual_seed(7))
+    x_fast, x_plain = x.clone().requires_grad_(), x.clone().requires_grad_()
+    assert fused_pool.can_fuse_frozen_points(conv, bn, x_fast)
+    fast = fused_pool.frozen_conv_bn_max_points(conv, bn, x_fast)
+    plain_out = bn(conv(x_plain)).amax(dim=2)
+    torch.testing.assert_close(fast, plain_out, rtol=1e-5, atol=1e-5)
+    (fast * weights).sum().backward()
+    (plain_out * weights).sum().backward()
+    torch.testing.assert_close(x_fast.grad, x_plain.grad, rtol=1e-5, atol=1e-6)
+    assert (x_plain.grad != 0).sum() < x.numel()  # only the maxima's points get a gradient
+
+
+def test_frozen_fused_layer_leaves_tied_maxima_to_the_plain_layers():
+    """A duplicated point ties for every channel's max it reaches: amax splits that gradient between the copies,
+    so the points-gradient layer declines (None) and the network runs the plain layers."""
+    from ddbench.backbones.fused_pool import can_fuse_frozen_points, frozen_conv_bn_max_points
+
+    conv, bn = frozen_layers()
+    conv.requires_grad_(False), bn.requires_grad_(False)
+    x = torch.randn(2, 16, 8)
+    x[:, :, 5] = x[:, :, 2]
+    assert frozen_conv_bn_max_points(conv, bn, x.requires_grad_()) is None
+    assert not can_fuse_frozen_points(conv, bn, torch.randn(2, 16, 8))  # no gradient needed: the other layer
+    assert not can_fuse_frozen_points(conv.requires_grad_(True), bn, x)  # weights that train: plain layers
+
+
+def test_pointnet_frozen_for_global_features_gives_the_plain_gradient_on_the_points(monkeypatch):
+    """DM's synthetic side: a frozen network (weights without gradient) whose callers read the global feature;
+    the gradient with respect to the clouds equals the plain layers'."""
+    from ddbench.backbones import fused_pool
+    from ddbench.backbones.utils import fold_frozen_batchnorm
+
+    torch.manual_seed(0)
+    net = PointNet(PointNet.Config(dropout=0.0), 10)
+    net.warm_up_batchnorm(0.2 + 0.5 * torch.randn(12, 128, 3), needs=frozenset({"global_feature"}))
+    fold_frozen_batchnorm(net)
+    net.requires_grad_(False)
+    x = torch.randn(5, 128, 3)
+    target = torch.randn(5, 1024)
+    x_fast, x_plain = x.clone().requires_grad_(), x.clone().requires_grad_()
+    fast = net(x_fast)
+    ((fast.global_feature - target) ** 2).sum().backward()
+    monkeypatch.setattr(fused_pool, "ENABLED", False)
+    plain_out = net(x_plain)
+    ((plain_out.global_feature - target) ** 2).sum().backward()
+    assert fast.point_features is None and plain_out.point_features is not None
+    torch.testing.assert_close(fast.global_feature, plain_out.global_feature, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(x_fast.grad, x_plain.grad, rtol=1e-4, atol=1e-4 * float(x_plain.grad.abs().max()))

@@ -124,6 +124,76 @@ def frozen_conv_bn_max(conv: nn.Conv1d, bn: nn.Module, x: torch.Tensor) -> torch
     return pooled if shift is None else pooled.add_(shift)
 
 
+def can_fuse_frozen_points(conv: nn.Module, bn: nn.Module, x: torch.Tensor) -> bool:
+    """Whether ``conv`` and a frozen ``bn`` may run as :func:`frozen_conv_bn_max_points`: as
+    :func:`can_fuse_frozen`, except that the clouds ``x`` need a gradient (DM's synthetic side) while the
+    network's weights do not."""
+    frozen_bn = isinstance(bn, nn.BatchNorm1d) and not bn.training and bn.running_var is not None
+    if not (ENABLED and isinstance(conv, nn.Conv1d) and (frozen_bn or isinstance(bn, nn.Identity))):
+        return False
+    weights = (*conv.parameters(), *bn.parameters())
+    return torch.is_grad_enabled() and x.requires_grad and not any(t.requires_grad for t in weights)
+
+
+class FrozenConvMaxPool(torch.autograd.Function):
+    """``(x, kernel, chunk) -> (pooled, tied)``: ``pooled[b, c] = max_i (kernel @ x[b])[c, i]`` for a constant
+    ``kernel`` (C_out, C_in), computed ``chunk`` clouds at a time; ``tied`` is True when some (cloud, channel)
+    reaches its max at more than one point. The backward pass sends each (cloud, channel)'s gradient to its
+    maximum: ``grad_x[b, :, i*] += g[b, c] kernel[c]``, B x C_out rows of C_in added in place of a product over
+    every point. Without ties that is exactly the gradient of ``amax``; with ties the caller must not use it
+    (``amax`` splits a tied gradient; docs/backbones.md#frozen-batchnorm-and-max-pool)."""
+
+    @staticmethod
+    def forward(ctx, x, kernel, chunk):
+        batch, _, points = x.shape
+        pooled = x.new_empty(batch, kernel.shape[0])
+        where = torch.empty(batch, kernel.shape[0], dtype=torch.long, device=x.device)
+        tied = False
+        for lo in range(0, batch, chunk):
+            y = torch.matmul(kernel, x[lo : lo + chunk])
+            torch.max(y, dim=2, out=(pooled[lo : lo + chunk], where[lo : lo + chunk]))
+            tied = tied or bool((y == pooled[lo : lo + chunk].unsqueeze(2)).sum(2).gt(1).any())
+        ctx.save_for_backward(kernel, where)
+        ctx.input_shape = x.shape
+        tied_flag = torch.tensor(tied)
+        ctx.mark_non_differentiable(tied_flag)
+        return pooled, tied_flag
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_pooled, _grad_tied):
+        kernel, where = ctx.saved_tensors
+        batch, channels_in, points = ctx.input_shape
+        at = (where + torch.arange(batch, device=where.device).unsqueeze(1) * points).reshape(-1)
+        rows = (grad_pooled.unsqueeze(2) * kernel.unsqueeze(0)).reshape(-1, channels_in)
+        grad = grad_pooled.new_zeros(batch * points, channels_in).index_add_(0, at, rows)
+        return grad.view(batch, points, channels_in).transpose(1, 2), None, None
+
+
+def frozen_conv_bn_max_points(conv: nn.Conv1d, bn: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
+    """``max_i bn(conv(x))`` as :func:`frozen_conv_bn_max`, differentiable with respect to ``x`` through
+    :class:`FrozenConvMaxPool`; None when some maximum is tied (then the plain layers give ``amax``'s split)."""
+    with torch.no_grad():
+        kernel, shift = _folded(conv, bn)
+    chunk = max(1, FROZEN_CHUNK_VALUES // (kernel.shape[0] * x.shape[2]))
+    pooled, tied = FrozenConvMaxPool.apply(x, kernel, chunk)
+    if bool(tied):
+        return None
+    return pooled if shift is None else pooled + shift
+
+
+def frozen_max(conv: nn.Conv1d, bn: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
+    """``max_i bn(conv(x))`` by whichever frozen fused layer applies
+    (docs/backbones.md#frozen-batchnorm-and-max-pool): :func:`frozen_conv_bn_max` when nothing needs a gradient,
+    :func:`frozen_conv_bn_max_points` when only ``x`` does; None when neither applies (or a maximum is tied):
+    then the caller runs the plain layers."""
+    if can_fuse_frozen(conv, bn, x):
+        return frozen_conv_bn_max(conv, bn, x)
+    if can_fuse_frozen_points(conv, bn, x):
+        return frozen_conv_bn_max_points(conv, bn, x)
+    return None
+
+
 def _folded(conv: nn.Conv1d, bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The (C_out, C_in) kernel and the (C_out,) shift (None: zero) of ``bn(conv(x))`` as one affine map."""
     kernel, shift = conv.weight.squeeze(-1), conv.bias

@@ -8,13 +8,7 @@ from torch import nn
 
 from ddbench.backbones import fused_pool
 from ddbench.backbones.base import FEATURES, Backbone, BackboneOutput
-from ddbench.backbones.fused_pool import (
-    can_fuse,
-    can_fuse_frozen,
-    conv_bn_max,
-    conv_bn_statistics,
-    frozen_conv_bn_max,
-)
+from ddbench.backbones.fused_pool import can_fuse, conv_bn_max, conv_bn_statistics, frozen_max
 from ddbench.backbones.utils import PointwiseConv1d, freeze_batchnorm
 from ddbench.config import ComponentConfig
 
@@ -39,16 +33,16 @@ class InputTNet(nn.Module):
 
     def forward(self, x: torch.Tensor, fuse: bool | None = None) -> torch.Tensor:  # x: (B, k, N)
         """The (B, k, k) transforms; ``fuse``: True for the fused training-mode BN + max-pool, False for the plain
-        layers, None (default) for whichever fused layer applies (:func:`can_fuse`, :func:`can_fuse_frozen`)."""
+        layers, None (default) for whichever fused layer applies (:func:`can_fuse`, :func:`frozen_max`)."""
         conv, bn = self.convs[6], self.convs[7]
         if fuse is False:
             g = self.convs(x).amax(dim=2)
         elif fuse or can_fuse(bn, x):  # docs/backbones.md#fused-batchnorm-and-max-pool
             g = conv_bn_max(conv, bn, self.convs[:6](x), relu=True)
-        elif can_fuse_frozen(conv, bn, x):  # docs/backbones.md#frozen-batchnorm-and-max-pool
-            g = torch.relu(frozen_conv_bn_max(conv, bn, self.convs[:6](x)))
         else:
-            g = self.convs(x).amax(dim=2)
+            hidden = self.convs[:6](x)
+            g = frozen_max(conv, bn, hidden)  # docs/backbones.md#frozen-batchnorm-and-max-pool
+            g = self.convs[6:](hidden).amax(dim=2) if g is None else torch.relu(g)
         return (self.fcs(g) + self.identity).view(-1, self.k, self.k)
 
 
@@ -110,11 +104,12 @@ class PointNet(Backbone):
             # (docs/backbones.md#fused-batchnorm-and-max-pool), so this output has none
             global_feature = conv_bn_max(self.conv3[0], self.conv3[1], hidden, relu=False)
             return BackboneOutput(self.head(global_feature), global_feature, None)
-        if "point_features" not in self.needs and can_fuse_frozen(self.conv3[0], self.conv3[1], hidden):
-            # a frozen network whose callers read no point-wise features (DM's real side; the test pass):
+        if "point_features" not in self.needs:
+            # a frozen network whose callers read no point-wise features (DM; the test pass):
             # docs/backbones.md#frozen-batchnorm-and-max-pool
-            global_feature = frozen_conv_bn_max(self.conv3[0], self.conv3[1], hidden)
-            return BackboneOutput(self.head(global_feature), global_feature, None)
+            global_feature = frozen_max(self.conv3[0], self.conv3[1], hidden)
+            if global_feature is not None:
+                return BackboneOutput(self.head(global_feature), global_feature, None)
         point_features = self.conv3(hidden)  # (B, 1024, N)
         global_feature = point_features.amax(dim=2)
         return BackboneOutput(self.head(global_feature), global_feature, point_features)

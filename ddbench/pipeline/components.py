@@ -3,11 +3,13 @@ resolution layer) and handed down as plain values."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddbench.data.paths import resolve_cache_dir, resolve_data_root
 from ddbench.plugins import Registries, get_registries
-from ddbench.tables.layouts import Labels
+
+if TYPE_CHECKING:  # the tables import pandas, which a listing never needs (docs/plugins.md#how-fast-a-listing-answers)
+    from ddbench.tables.layouts import Labels
 
 #: the component kinds whose display names tables show
 _DISPLAYED = ("method", "dataset", "backbone")
@@ -15,6 +17,8 @@ _DISPLAYED = ("method", "dataset", "backbone")
 
 def table_labels(reg: Registries | None = None) -> Labels:
     """Display names of every installed method, dataset and backbone (tables fall back to the name)."""
+    from ddbench.tables.layouts import Labels
+
     reg = reg or get_registries()
     names = {kind: {i.name: getattr(i.cls, "display_name", "") or i.name for i in reg.kind(kind)}
              for kind in _DISPLAYED}
