@@ -53,3 +53,28 @@ def test_a_grid_runs_end_to_end_on_cuda(tmp_path):
                             "dataset_config": {"shapes": TINY_SHAPES}}, {})
     summary = run_grid(exp)
     assert summary.ok == 3 and summary.failed == 0
+
+
+def test_frozen_fused_pointnet_agrees_on_cpu_and_cuda():
+    """The frozen BatchNorm + max-pool layers (docs/backbones.md#frozen-batchnorm-and-max-pool) on CUDA: a
+    DM-warmed, folded PointNet gives the CPU's global features and the CPU's gradient on the clouds."""
+    from ddbench.backbones.pointnet import PointNet
+    from ddbench.backbones.utils import fold_frozen_batchnorm
+
+    torch.manual_seed(0)
+    net = PointNet(PointNet.Config(dropout=0.0), 10)
+    net.warm_up_batchnorm(torch.randn(12, 128, 3), needs=frozenset({"global_feature"}))
+    fold_frozen_batchnorm(net)
+    net.requires_grad_(False)
+    x = torch.randn(5, 128, 3)
+    outputs = []
+    for device in (torch.device("cpu"), CUDA):
+        points = x.to(device).requires_grad_()
+        out = net.to(device)(points)
+        assert out.point_features is None
+        out.global_feature.square().sum().backward()
+        with torch.no_grad():
+            real = net(x.to(device)).global_feature
+        outputs.append((out.global_feature.detach().cpu(), points.grad.cpu(), real.cpu()))
+    for cpu_value, cuda_value in zip(*outputs):
+        torch.testing.assert_close(cuda_value, cpu_value, rtol=1e-3, atol=1e-3 * float(cpu_value.abs().max()))
