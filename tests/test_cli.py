@@ -91,6 +91,21 @@ def test_missing_data_error(tmp_path):
     assert "ModelNet10 not found" in line and "--data-root" in line
 
 
+def test_a_run_leaves_every_listing_cached(tmp_path):
+    """A run has the registries loaded: it stores every kind's listing, and a first ``ddbench list`` after it
+    answers from those files instead of rebuilding them (docs/plugins.md#how-fast-a-listing-answers)."""
+    env = {"DDBENCH_CACHE": str(tmp_path / "cache")}
+    ddbench("run", "--datasets", "shapes", "--methods", "random", "--ppc", "1", "--eval-nets", "1", "--epochs", "1",
+            "--device", "cpu", "--results", str(tmp_path / "runs"), *TINY, env=env)
+    stored = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache" / "listings").glob("*.json")}
+    kinds = {json.loads(p.read_text())["key"]["kind"] for p in stored}
+    assert kinds == {"method", "backbone", "dataset", "protocol", "executor", "transform", "preset"}
+    listed = json.loads(ddbench("list", "backbones", "--json", env=env).stdout)
+    assert {p: p.stat().st_mtime_ns for p in stored} == stored  # served, not rebuilt
+    assert len(list((tmp_path / "cache" / "listings").glob("*.json"))) == len(stored)
+    assert {row["name"] for row in listed} >= {"pointnet", "dgcnn"}
+
+
 def test_run_table_distill_eval_round_trip(tmp_path):
     results = tmp_path / "runs"
     ddbench("run", "--datasets", "shapes", "--methods", "random,kcenter", "--ppc", "1,2", "--eval-nets", "2",

@@ -177,8 +177,20 @@ def run(
             _print_cells(exp, _plan(exp))
         return
     failed = sum(_run_experiment(exp) for exp in experiments)
+    _store_listings()
     if failed:
         raise typer.Exit(code=1)
+
+
+def _store_listings() -> None:
+    """Store every kind's ``ddbench list`` rows while a run has the registries loaded, so that a first listing
+    after it answers from the cache (docs/plugins.md#how-fast-a-listing-answers); a listing that cannot be built
+    or stored is left to ``ddbench list`` itself, never a reason for the run to fail."""
+    for kind in sorted(set(KIND_ALIASES.values())):
+        try:
+            _listing_rows(kind, None)
+        except Exception:  # a convenience for a later command; the run's results are already saved
+            return
 
 
 def _load_experiment_file(path: Path) -> dict:
@@ -332,21 +344,12 @@ def list_components(
     """List installed components with versions, origin and default config (backbones: parameters, outputs).
 
     A listing is cached until any imported code, installed plugin or (datasets) the data root changes."""
-    from ddbench.data.paths import resolve_cache_dir, resolve_data_root
     from ddbench.errors import UnknownNameError
-    from ddbench.pipeline.listing_cache import cached_rows
 
     if kind not in KIND_ALIASES:
         raise UnknownNameError("component kind", kind, sorted({k for k in KIND_ALIASES if k.endswith("s")}))
     kind = KIND_ALIASES[kind]
-    root = resolve_data_root(data_root) if kind == "dataset" else None
-
-    def compute():
-        from ddbench.pipeline.components import component_rows
-
-        return component_rows(kind, data_root)
-
-    rows = cached_rows(kind, resolve_cache_dir(), compute, root, refresh=refresh)
+    rows = _listing_rows(kind, data_root, refresh)
     if throughput and kind == "backbone":
         from ddbench.environment import resolve_device
         from ddbench.pipeline.components import backbone_factories
@@ -363,6 +366,20 @@ def list_components(
     for row in rows:
         t.add_row(*[json.dumps(v) if isinstance(v, dict) else str(v) for v in row.values()])
     wide.print(t)
+
+
+def _listing_rows(kind: str, data_root: str | None, refresh: bool = False) -> list[dict]:
+    """The rows of ``ddbench list KIND`` (a registry kind), from the listing cache while it holds."""
+    from ddbench.data.paths import resolve_cache_dir, resolve_data_root
+    from ddbench.pipeline.listing_cache import cached_rows
+
+    def compute():
+        from ddbench.pipeline.components import component_rows
+
+        return component_rows(kind, data_root)
+
+    root = resolve_data_root(data_root) if kind == "dataset" else None
+    return cached_rows(kind, resolve_cache_dir(), compute, root, refresh=refresh)
 
 
 def forward_throughput(net, device, batch: int = 8, points: int = 1024) -> float:
