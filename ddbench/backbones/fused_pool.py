@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 
 class ConvBatchNormMaxPool(torch.autograd.Function):
@@ -91,14 +92,27 @@ def can_fuse(bn: nn.Module, points: torch.Tensor) -> bool:
 
 def can_fuse_frozen(conv: nn.Module, bn: nn.Module, x: torch.Tensor) -> bool:
     """Whether ``conv`` and ``bn`` (right before a max over the points) may run as :func:`frozen_conv_bn_max`: a
-    1x1 convolution, then a frozen BatchNorm1d (eval mode, running statistics) or an identity (a BatchNorm
-    already folded into the convolution, ``fold_frozen_batchnorm``), and nothing that needs a gradient (the real
-    side of a distillation method, a test pass; docs/backbones.md#frozen-batchnorm-and-max-pool)."""
+    frozen pair (:func:`_frozen_pair`) and nothing that needs a gradient (the real side of a distillation method,
+    a test pass; docs/backbones.md#frozen-batchnorm-and-max-pool)."""
+    return _frozen_pair(conv, bn) and not (torch.is_grad_enabled() and (x.requires_grad or _trains(conv, bn)))
+
+
+def can_fuse_frozen_points(conv: nn.Module, bn: nn.Module, x: torch.Tensor) -> bool:
+    """Whether ``conv`` and ``bn`` may run as :func:`frozen_conv_bn_max_points`: a frozen pair whose clouds ``x``
+    need a gradient (DM's synthetic side) while the network's weights do not."""
+    return _frozen_pair(conv, bn) and torch.is_grad_enabled() and x.requires_grad and not _trains(conv, bn)
+
+
+def _frozen_pair(conv: nn.Module, bn: nn.Module) -> bool:
+    """A 1x1 convolution, then a frozen BatchNorm1d (eval mode, running statistics) or an identity (a BatchNorm
+    already folded into the convolution, ``fold_frozen_batchnorm``), with the fusion switched on."""
     frozen_bn = isinstance(bn, nn.BatchNorm1d) and not bn.training and bn.running_var is not None
-    if not (ENABLED and isinstance(conv, nn.Conv1d) and (frozen_bn or isinstance(bn, nn.Identity))):
-        return False
-    tensors = (x, *conv.parameters(), *bn.parameters())
-    return not torch.is_grad_enabled() or not any(t.requires_grad for t in tensors)
+    return ENABLED and isinstance(conv, nn.Conv1d) and (frozen_bn or isinstance(bn, nn.Identity))
+
+
+def _trains(conv: nn.Module, bn: nn.Module) -> bool:
+    """Whether any weight of ``conv`` or ``bn`` needs a gradient."""
+    return any(t.requires_grad for t in (*conv.parameters(), *bn.parameters()))
 
 
 #: output values per matrix product of the frozen fused layer: 2 clouds x 1024 channels x 1024 points (8 MiB)
@@ -116,23 +130,11 @@ def frozen_conv_bn_max(conv: nn.Conv1d, bn: nn.Module, x: torch.Tensor) -> torch
     (a negative ``s`` turns the row's min into the max through the sign of ``W'``). The product runs a few clouds
     at a time, each reduced to its max while it is still in cache."""
     kernel, shift = _folded(conv, bn)
-    batch, _, points = x.shape
-    chunk = max(1, FROZEN_CHUNK_VALUES // (kernel.shape[0] * points))
-    pooled = x.new_empty(batch, kernel.shape[0])
-    for lo in range(0, batch, chunk):
+    chunk = _clouds_per_product(kernel, x)
+    pooled = x.new_empty(x.shape[0], kernel.shape[0])
+    for lo in range(0, x.shape[0], chunk):
         torch.amax(torch.matmul(kernel, x[lo : lo + chunk]), dim=2, out=pooled[lo : lo + chunk])
     return pooled if shift is None else pooled.add_(shift)
-
-
-def can_fuse_frozen_points(conv: nn.Module, bn: nn.Module, x: torch.Tensor) -> bool:
-    """Whether ``conv`` and a frozen ``bn`` may run as :func:`frozen_conv_bn_max_points`: as
-    :func:`can_fuse_frozen`, except that the clouds ``x`` need a gradient (DM's synthetic side) while the
-    network's weights do not."""
-    frozen_bn = isinstance(bn, nn.BatchNorm1d) and not bn.training and bn.running_var is not None
-    if not (ENABLED and isinstance(conv, nn.Conv1d) and (frozen_bn or isinstance(bn, nn.Identity))):
-        return False
-    weights = (*conv.parameters(), *bn.parameters())
-    return torch.is_grad_enabled() and x.requires_grad and not any(t.requires_grad for t in weights)
 
 
 class FrozenConvMaxPool(torch.autograd.Function):
@@ -175,8 +177,7 @@ def frozen_conv_bn_max_points(conv: nn.Conv1d, bn: nn.Module, x: torch.Tensor) -
     :class:`FrozenConvMaxPool`; None when some maximum is tied (then the plain layers give ``amax``'s split)."""
     with torch.no_grad():
         kernel, shift = _folded(conv, bn)
-    chunk = max(1, FROZEN_CHUNK_VALUES // (kernel.shape[0] * x.shape[2]))
-    pooled, tied = FrozenConvMaxPool.apply(x, kernel, chunk)
+    pooled, tied = FrozenConvMaxPool.apply(x, kernel, _clouds_per_product(kernel, x))
     if bool(tied):
         return None
     return pooled if shift is None else pooled + shift
@@ -195,15 +196,18 @@ def frozen_max(conv: nn.Conv1d, bn: nn.Module, x: torch.Tensor) -> torch.Tensor 
 
 
 def _folded(conv: nn.Conv1d, bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The (C_out, C_in) kernel and the (C_out,) shift (None: zero) of ``bn(conv(x))`` as one affine map."""
-    kernel, shift = conv.weight.squeeze(-1), conv.bias
+    """The (C_out, C_in) kernel and the (C_out,) shift (None: zero) of ``bn(conv(x))`` as one affine map
+    (torch's own conv + BN folding, ``fuse_conv_bn_weights``)."""
     if isinstance(bn, nn.Identity):
-        return kernel, shift
-    scale = torch.rsqrt(bn.running_var + bn.eps)
-    if bn.affine:
-        scale = scale * bn.weight
-    shift = -scale * bn.running_mean if shift is None else scale * (shift - bn.running_mean)
-    return kernel * scale.unsqueeze(1), shift + bn.bias if bn.affine else shift
+        return conv.weight.squeeze(-1), conv.bias
+    weight, bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight,
+                                        bn.bias)
+    return weight.squeeze(-1), bias
+
+
+def _clouds_per_product(kernel: torch.Tensor, x: torch.Tensor) -> int:
+    """Clouds of ``x`` (B, C_in, N) per matrix product with ``kernel``: FROZEN_CHUNK_VALUES outputs at most."""
+    return max(1, FROZEN_CHUNK_VALUES // (kernel.shape[0] * x.shape[2]))
 
 
 def conv_bn_max(conv: nn.Conv1d, bn: nn.BatchNorm1d, x: torch.Tensor, relu: bool) -> torch.Tensor:
