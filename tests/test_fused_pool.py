@@ -207,6 +207,22 @@ def test_frozen_fused_layer_matches_the_plain_layers(monkeypatch, chunk_values, 
     torch.testing.assert_close(folded, by_hand, rtol=1e-5, atol=1e-5)
 
 
+def test_the_folded_kernel_of_a_trained_network_needs_no_gradient():
+    """The evaluation's test pass folds the BN of a network whose weights require a gradient. torch's
+    fuse_conv_bn_weights returns Parameters that require one too, and torch.matmul of such a kernel with a batch
+    of clouds runs about twice as slowly even under no_grad (benchmarks/README.md); the fold must detach them."""
+    from ddbench.backbones import fused_pool
+
+    conv, bn = frozen_layers()
+    conv.requires_grad_(True)
+    bn.requires_grad_(True)
+    for layer in (bn, nn.Identity()):
+        with torch.no_grad():
+            kernel, shift = fused_pool._folded(conv, layer)
+        assert not kernel.requires_grad and not shift.requires_grad
+        assert not isinstance(kernel, nn.Parameter) and kernel.shape == conv.weight.shape[:2]
+
+
 def test_only_a_frozen_batchnorm_that_needs_no_gradient_is_fused_frozen():
     from ddbench.backbones.fused_pool import can_fuse_frozen
 

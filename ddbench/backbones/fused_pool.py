@@ -199,10 +199,13 @@ def _folded(conv: nn.Conv1d, bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor 
     """The (C_out, C_in) kernel and the (C_out,) shift (None: zero) of ``bn(conv(x))`` as one affine map
     (torch's own conv + BN folding, ``fuse_conv_bn_weights``)."""
     if isinstance(bn, nn.Identity):
-        return conv.weight.squeeze(-1), conv.bias
+        bias = None if conv.bias is None else conv.bias.detach()
+        return conv.weight.detach().squeeze(-1), bias
     weight, bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight,
                                         bn.bias)
-    return weight.squeeze(-1), bias
+    # torch returns Parameters that require a gradient like conv.weight; torch.matmul of such a kernel with a
+    # batch of clouds takes a path about twice as slow even under no_grad (benchmarks/README.md), so detach them
+    return weight.detach().squeeze(-1), bias.detach()
 
 
 def _clouds_per_product(kernel: torch.Tensor, x: torch.Tensor) -> int:
