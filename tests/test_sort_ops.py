@@ -27,4 +27,4 @@ def test_an_error_in_a_sorting_thread_reaches_the_caller():
             raise RuntimeError(f"block {lo}:{hi} failed")
 
     with pytest.raises(RuntimeError, match=f"block {ROWS_PER_BLOCK}:"):
-        sort._by_blocks(3 * ROWS_PER_BLOCK, block, threads=2)
+        sort.by_blocks(3 * ROWS_PER_BLOCK, block, threads=2)

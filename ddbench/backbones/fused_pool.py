@@ -27,6 +27,8 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
+from ddbench.ops.argmax import max_and_argmax
+
 
 class ConvBatchNormMaxPool(torch.autograd.Function):
     """``(columns, weight, bn_weight, bn_bias, eps, batch) -> (pooled, mean, var)``.
@@ -44,7 +46,7 @@ class ConvBatchNormMaxPool(torch.autograd.Function):
         y = weight @ columns  # (C_out, B * N)
         mean = y.sum(1) / count
         var = (torch.linalg.vector_norm(y, dim=1).square() / count - mean.square()).clamp_min(0)
-        top, at = y.view(channels, batch, count // batch).max(dim=2)  # (C_out, B)
+        top, at = max_and_argmax(y.view(channels, batch, count // batch))  # (C_out, B)
         del y
         inv_std = torch.rsqrt(var + eps)
         normalised = (top - mean.unsqueeze(1)) * inv_std.unsqueeze(1)

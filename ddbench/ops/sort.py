@@ -44,7 +44,7 @@ def sort_descending(values: np.ndarray, threads: int = 1) -> np.ndarray:
         part.sort(axis=1)
         np.negative(part, out=part)
 
-    _by_blocks(len(rows), block, threads)
+    by_blocks(len(rows), block, threads)
     return out.reshape(values.shape)
 
 
@@ -57,11 +57,11 @@ def argsort_descending(values: np.ndarray, threads: int = 1) -> np.ndarray:
     def block(lo: int, hi: int) -> None:
         out[lo:hi] = np.argsort(-rows[lo:hi], axis=1)
 
-    _by_blocks(len(rows), block, threads)
+    by_blocks(len(rows), block, threads)
     return out.reshape(values.shape)
 
 
-def _by_blocks(num_rows: int, block, threads: int) -> None:
+def by_blocks(num_rows: int, block, threads: int) -> None:
     """Run ``block(lo, hi)`` over consecutive row ranges, on ``threads`` threads when there is more than one
     block; exceptions propagate."""
     bounds = [(lo, min(lo + ROWS_PER_BLOCK, num_rows)) for lo in range(0, num_rows, ROWS_PER_BLOCK)]
