@@ -57,6 +57,36 @@ def test_values_gradients_and_running_stats_match_the_plain_layers(relu, momentu
             p.grad = None
 
 
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("momentum", [0.1, None])
+@pytest.mark.parametrize("chunk_values", [1, 24 * 40 * 2, 1 << 21])  # a cloud, 2 with a remainder, all 5
+def test_without_autograd_the_warm_up_layer_matches_a_training_mode_forward(monkeypatch, relu, momentum, chunk_values):
+    """The frozen-BN warm-up runs conv_bn_max without autograd: batch statistics from the covariance, BN folded,
+    the max a few clouds at a time. Against the plain training-mode layers under no_grad, and the batch
+    statistics written out by hand."""
+    from ddbench.backbones import fused_pool
+
+    monkeypatch.setattr(fused_pool, "FROZEN_CHUNK_VALUES", chunk_values)
+    conv_a, bn_a = layers(momentum=momentum)
+    conv_b, bn_b = copy.deepcopy(conv_a), copy.deepcopy(bn_a)
+    gen = torch.Generator().manual_seed(2)
+    for step in range(2):
+        x = torch.randn(5, 16, 40, generator=gen) + 1.5
+        with torch.no_grad():
+            fused = conv_bn_max(conv_a, bn_a, x, relu)
+            reference = plain(conv_b, bn_b, x, relu)
+            y = conv_b(x)
+        mean, var = y.mean(dim=(0, 2)), y.var(dim=(0, 2), unbiased=False)
+        by_hand = (y.amax(2) - mean) / torch.sqrt(var + bn_b.eps) * bn_b.weight + bn_b.bias
+        by_hand = torch.where(bn_b.weight >= 0, by_hand, (y.amin(2) - mean) / torch.sqrt(var + bn_b.eps) * bn_b.weight + bn_b.bias)
+        torch.testing.assert_close(fused, reference, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(fused, by_hand.clamp_min(0) if relu else by_hand, rtol=1e-5, atol=1e-5)
+        assert not fused.requires_grad and (bn_a.weight < 0).any()
+        torch.testing.assert_close(bn_a.running_mean, bn_b.running_mean, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(bn_a.running_var, bn_b.running_var, rtol=1e-5, atol=1e-6)
+        assert int(bn_a.num_batches_tracked) == int(bn_b.num_batches_tracked) == step + 1
+
+
 def test_statistics_stay_exact_far_from_zero():
     """Inputs whose mean is a thousand times their spread: sums of squares of raw values would lose the
     variance entirely in float32; the centred product keeps it."""

@@ -132,11 +132,17 @@ def frozen_conv_bn_max(conv: nn.Conv1d, bn: nn.Module, x: torch.Tensor) -> torch
     (a negative ``s`` turns the row's min into the max through the sign of ``W'``). The product runs a few clouds
     at a time, each reduced to its max while it is still in cache."""
     kernel, shift = _folded(conv, bn)
+    pooled = _max_of_product(kernel, x)
+    return pooled if shift is None else pooled.add_(shift)
+
+
+def _max_of_product(kernel: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``max_i (kernel @ x[b])[c, i]``, (B, C_out), a few clouds per product (:func:`_clouds_per_product`)."""
     chunk = _clouds_per_product(kernel, x)
     pooled = x.new_empty(x.shape[0], kernel.shape[0])
     for lo in range(0, x.shape[0], chunk):
         torch.amax(torch.matmul(kernel, x[lo : lo + chunk]), dim=2, out=pooled[lo : lo + chunk])
-    return pooled if shift is None else pooled.add_(shift)
+    return pooled
 
 
 class FrozenConvMaxPool(torch.autograd.Function):
@@ -222,7 +228,11 @@ def conv_bn_max(conv: nn.Conv1d, bn: nn.BatchNorm1d, x: torch.Tensor, relu: bool
     The convolution runs on the centred input: ``conv(x) - its batch mean = W (x - mean(x))``, so BN's variance
     is a sum of squares of centred values. Channels whose BN weight is negative are flipped (their weight row
     and BN weight times -1), which turns their min into a max. The convolution's bias, which BN removes,
-    gets its exact gradient: zero."""
+    gets its exact gradient: zero.
+
+    Without autograd (the frozen-BN warm-up of a distillation method) it runs :func:`warm_up_conv_bn_max`."""
+    if not torch.is_grad_enabled():
+        return warm_up_conv_bn_max(conv, bn, x, relu)
     sign = torch.where(bn.weight.detach() >= 0, 1.0, -1.0).to(x.dtype)
     batch, _, points = x.shape
     x_mean, columns = _centred_columns(x)  # one matrix product over every point: (C_out, C_in) @ (C_in, B * N)
@@ -248,15 +258,36 @@ def conv_bn_statistics(conv: nn.Conv1d, bn: nn.BatchNorm1d, x: torch.Tensor) -> 
     With y = W x + b: the batch mean of y is W mean(x) + b and its (biased) variance per channel is the diagonal
     of W S W^T, S the (C_in x C_in) covariance of the input over every point of the batch; S costs C_in^2 per
     point where y costs C_in * C_out (128^2 against 128 * 1024 for PointNet's last layer)."""
+    mean, var = _batch_statistics(conv, x)
+    _update_running_stats(bn, mean, var, x.shape[0] * x.shape[2])
+
+
+@torch.no_grad()
+def warm_up_conv_bn_max(conv: nn.Conv1d, bn: nn.BatchNorm1d, x: torch.Tensor, relu: bool) -> torch.Tensor:
+    """``max_i relu?(bn(conv(x)))`` for a training-mode ``bn`` without autograd, updating ``bn``'s running
+    statistics as ``bn`` itself would (docs/backbones.md#the-frozen-batchnorm-warm-up-of-pointnet). The batch
+    statistics come from the input's covariance (:func:`conv_bn_statistics`); BN with them is an affine map per
+    channel, which folds into the convolution as a frozen BN does (:func:`frozen_conv_bn_max`), and the product
+    runs a few clouds at a time, each reduced to its max in cache. ReLU commutes with the max."""
+    mean, var = _batch_statistics(conv, x)
+    _update_running_stats(bn, mean, var, x.shape[0] * x.shape[2])
+    weight, shift = fuse_conv_bn_weights(conv.weight.detach(), None if conv.bias is None else conv.bias.detach(),
+                                         mean, var, bn.eps, bn.weight.detach(), bn.bias.detach())
+    pooled = _max_of_product(weight.detach().squeeze(-1), x).add_(shift.detach())
+    return pooled.clamp_min_(0) if relu else pooled
+
+
+def _batch_statistics(conv: nn.Conv1d, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch mean and biased variance per channel of ``conv(x)`` from the mean and covariance of ``x``."""
     batch, _, points = x.shape
     x_mean, columns = _centred_columns(x)
     covariance = columns @ columns.t() / (batch * points)
-    kernel = conv.weight.squeeze(-1)  # (C_out, C_in)
+    kernel = conv.weight.detach().squeeze(-1)  # (C_out, C_in)
     mean = kernel @ x_mean
     if conv.bias is not None:
-        mean = mean + conv.bias
+        mean = mean + conv.bias.detach()
     var = ((kernel @ covariance) * kernel).sum(1).clamp_min(0)
-    _update_running_stats(bn, mean, var, batch * points)
+    return mean, var
 
 
 def _centred_columns(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
