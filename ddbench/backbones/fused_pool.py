@@ -161,7 +161,7 @@ class FrozenConvMaxPool(torch.autograd.Function):
         tied = False
         for lo in range(0, batch, chunk):
             y = torch.matmul(kernel, x[lo : lo + chunk])
-            torch.max(y, dim=2, out=(pooled[lo : lo + chunk], where[lo : lo + chunk]))
+            pooled[lo : lo + chunk], where[lo : lo + chunk] = max_and_argmax(y)
             tied = tied or bool((y == pooled[lo : lo + chunk].unsqueeze(2)).sum(2).gt(1).any())
         ctx.save_for_backward(kernel, where)
         ctx.input_shape = x.shape
@@ -209,11 +209,16 @@ def _folded(conv: nn.Conv1d, bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor 
     if isinstance(bn, nn.Identity):
         bias = None if conv.bias is None else conv.bias.detach()
         return conv.weight.detach().squeeze(-1), bias
-    weight, bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight,
-                                        bn.bias)
-    # torch returns Parameters that require a gradient like conv.weight; torch.matmul of such a kernel with a
-    # batch of clouds takes a path about twice as slow even under no_grad (benchmarks/README.md), so detach them
-    return weight.detach().squeeze(-1), bias.detach()
+    return _fold(conv, bn, bn.running_mean, bn.running_var)
+
+
+def _fold(conv: nn.Conv1d, bn: nn.BatchNorm1d, mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (C_out, C_in) kernel and (C_out,) shift of ``bn(conv(x))`` with ``bn`` normalising by ``mean`` and
+    ``var``, by torch's ``fuse_conv_bn_weights``. Its results are Parameters that require a gradient like
+    ``conv.weight``, and torch.matmul of such a kernel with a batch of clouds takes a path about twice as slow
+    even under no_grad (benchmarks/README.md), so they are detached."""
+    weight, shift = fuse_conv_bn_weights(conv.weight, conv.bias, mean, var, bn.eps, bn.weight, bn.bias)
+    return weight.detach().squeeze(-1), shift.detach()
 
 
 def _clouds_per_product(kernel: torch.Tensor, x: torch.Tensor) -> int:
@@ -271,9 +276,8 @@ def warm_up_conv_bn_max(conv: nn.Conv1d, bn: nn.BatchNorm1d, x: torch.Tensor, re
     runs a few clouds at a time, each reduced to its max in cache. ReLU commutes with the max."""
     mean, var = _batch_statistics(conv, x)
     _update_running_stats(bn, mean, var, x.shape[0] * x.shape[2])
-    weight, shift = fuse_conv_bn_weights(conv.weight.detach(), None if conv.bias is None else conv.bias.detach(),
-                                         mean, var, bn.eps, bn.weight.detach(), bn.bias.detach())
-    pooled = _max_of_product(weight.detach().squeeze(-1), x).add_(shift.detach())
+    kernel, shift = _fold(conv, bn, mean, var)
+    pooled = _max_of_product(kernel, x).add_(shift)
     return pooled.clamp_min_(0) if relu else pooled
 
 

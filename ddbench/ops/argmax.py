@@ -20,8 +20,7 @@ def max_and_argmax(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``torch.max(values, dim=-1)`` as (max, int64 index of its first occurrence), for a tensor that needs no
     gradient (a fused layer's forward pass)."""
     if values.device.type != "cpu" or values.requires_grad or values.dtype not in (torch.float32, torch.float64):
-        top, where = torch.max(values, dim=-1)
-        return top, where
+        return tuple(torch.max(values, dim=-1))
     top = torch.amax(values, dim=-1)
     rows = values.detach().contiguous().numpy().reshape(-1, values.shape[-1])
     where = np.empty(len(rows), dtype=np.int64)
