@@ -130,6 +130,16 @@ MUTATIONS: list[Mutation] = [
     Mutation("mmd-scales", "ddbench/methods/losses.py",
              "MMD_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)", "MMD_SCALES = (0.5, 1.0, 2.0, 4.0, 8.0)",
              science("test_multi_bandwidth_mmd_equals_the_formula_in_value_and_gradient"), "other kernel bandwidths"),
+    Mutation("mmd-distance-lower-block-dropped", "ddbench/methods/losses.py",
+             "torch.cat([x_y.t(), y @ y.t()], 1)", "torch.cat([torch.zeros_like(x_y.t()), y @ y.t()], 1)",
+             ("tests/test_matching_methods.py::"
+              "test_two_sample_distances_equal_pairwise_differences_and_skip_the_real_side_gradient",
+              *science("test_multi_bandwidth_mmd_equals_the_formula_in_value_and_gradient")),
+             "the two-sample distance matrix loses its y-x block (the bandwidth h is then wrong)"),
+    Mutation("rows-by-class-assumes-grouped", "ddbench/methods/iterative.py",
+             "if len(labels) == len(rows) and torch.equal(labels, grouped):", "if len(labels) == len(rows):",
+             ("tests/test_matching_methods.py::test_rows_by_class_equal_boolean_masks_in_value_and_gradient",),
+             "per-class rows are cut as consecutive slices even when the labels are not grouped by class"),
     # -- DM --------------------------------------------------------------------------------------------------------
     Mutation("dm-pairs-class-0", "ddbench/methods/dm.py",
              "real_global_features(net, reals[k])", "real_global_features(net, reals[0])",

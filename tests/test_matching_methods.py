@@ -528,6 +528,51 @@ def test_shared_gram_mmd_equals_one_mmd_per_set_in_value_and_gradient():
         multi_bandwidth_mmd_shared([xs[0], xs[0][:0]], y)
 
 
+def test_two_sample_distances_equal_pairwise_differences_and_skip_the_real_side_gradient():
+    from ddbench.methods.losses import two_sample_squared_distances
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(4, 6, generator=g, dtype=torch.float64)
+    y = torch.randn(3, 6, generator=g, dtype=torch.float64).requires_grad_(True)
+    weights = torch.rand(7, 7, generator=g, dtype=torch.float64)
+    got = two_sample_squared_distances(x, y)
+    z = torch.cat([x, y])
+    direct = ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)  # by differences, not by Gram blocks
+    assert torch.allclose(got, direct, rtol=1e-10, atol=1e-12)
+    (grad_y,) = torch.autograd.grad((weights * got).sum(), y)
+    (grad_direct,) = torch.autograd.grad((weights * direct).sum(), y)
+    assert torch.allclose(grad_y, grad_direct, rtol=1e-9, atol=1e-12)
+    # the real side gets no gradient at all; when it asks for one, it gets the right one
+    assert got.grad_fn is not None and x.grad is None
+    x.requires_grad_(True)
+    (grad_x,) = torch.autograd.grad((weights * two_sample_squared_distances(x, y)).sum(), x)
+    z = torch.cat([x, y])
+    (grad_x_direct,) = torch.autograd.grad((weights * ((z[:, None] - z[None]) ** 2).sum(-1)).sum(), x)
+    assert torch.allclose(grad_x, grad_x_direct, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("labels", [[0, 0, 1, 2, 2, 2], [2, 0, 1, 0, 2, 2], [0, 0, 2, 2, 2, 2]])
+def test_rows_by_class_equal_boolean_masks_in_value_and_gradient(labels):
+    from ddbench.methods.iterative import rows_by_class
+
+    classes = [0, 1, 2]
+    labels = torch.tensor(labels)
+    rows = torch.randn(6, 3, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    rows.requires_grad_(True)
+    pieces = rows_by_class(rows * 1.0, labels, classes)
+    masked = [rows[labels == k] for k in classes]
+    weights = [torch.full_like(m, float(i + 1)) * torch.linspace(0, 1, m.numel()).reshape(m.shape).double()
+               for i, m in enumerate(masked)]
+    for piece, mask in zip(pieces, masked):
+        assert torch.equal(piece.detach(), mask.detach())
+    (got,) = torch.autograd.grad(sum((w * p).sum() for w, p in zip(weights, pieces)), rows)
+    (want,) = torch.autograd.grad(sum((w * m).sum() for w, m in zip(weights, masked)), rows)
+    assert torch.equal(got, want) and got.abs().sum() > 0
+    grouped = bool(torch.equal(labels, labels.sort().values))
+    # grouped rows come back as views of one tensor (one gradient in the backward), others as masked copies
+    assert all(p._base is not None for p in pieces if p.numel()) == grouped
+
+
 # -- one interface, typed state, checkpoints -------------------------------------------------------------------------
 
 

@@ -45,7 +45,7 @@ from pydantic import Field
 
 from ddbench.methods.base import DistillContext
 from ddbench.methods.initialisation import initial_clouds
-from ddbench.methods.iterative import IterativeConfig, IterativeMethod, IterativeState
+from ddbench.methods.iterative import IterativeConfig, IterativeMethod, IterativeState, rows_by_class
 from ddbench.methods.losses import multi_bandwidth_mmd_shared, sort_pointwise
 from ddbench.ops.backends import farthest_point_sample
 from ddbench.ops.neighbors import group, knn
@@ -339,14 +339,14 @@ class DDP3DMethod(IterativeMethod):
             syn, syn_labels = syn[keep], syn_labels[keep]
         syn_feats = sort_pointwise(net(syn).point_features.abs())
         loss = syn_feats.new_zeros(())
-        for k in classes:
+        for k, syn_k in zip(classes, rows_by_class(syn_feats, syn_labels, classes), strict=True):
             with torch.no_grad():
                 side = reals[k] if isinstance(reals[k], RealSide) else self.real_side(reals[k], m, n2)
                 w = side.weights.to(syn_feats.device)
                 batch = side.parts.shape[0]
                 feats = net(side.parts.reshape(-1, n2, 3)).point_features.abs()
                 feats = sort_pointwise(feats).reshape(batch, m, *feats.shape[1:])
-            mmds = multi_bandwidth_mmd_shared([feats[:, s] for s in range(m)], syn_feats[syn_labels == k])
+            mmds = multi_bandwidth_mmd_shared([feats[:, s] for s in range(m)], syn_k)
             for s in range(m):
                 loss = loss + w[s] * mmds[s]
         return loss / 10

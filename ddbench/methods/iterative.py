@@ -61,6 +61,19 @@ def class_chunks(num_classes: int, clouds_per_class: int, points: int, budget: i
     return [range(lo, min(lo + per, num_classes)) for lo in range(0, num_classes, per)]
 
 
+def rows_by_class(rows: torch.Tensor, labels: torch.Tensor, classes: Sequence[int]) -> list[torch.Tensor]:
+    """``[rows[labels == k] for k in classes]``. When the rows of each class form one run, in ``classes``
+    order (the methods lay their synthetic clouds out so), the pieces are views of ``rows``: their backward
+    pass writes one gradient of ``rows``, where a boolean index per class writes a zero-filled gradient of all
+    of ``rows`` per class and adds them up (docs/methods.md#one-gradient-per-synthetic-batch)."""
+    counts = [int((labels == k).sum()) for k in classes]
+    grouped = torch.repeat_interleave(torch.as_tensor(list(classes), device=labels.device),
+                                      torch.as_tensor(counts, device=labels.device))
+    if len(labels) == len(rows) and torch.equal(labels, grouped):
+        return list(rows.split(counts))
+    return [rows[labels == k] for k in classes]
+
+
 @dataclass(kw_only=True)
 class IterativeState:
     """The learnable state of an iterative method; each method derives a dataclass with its named fields.

@@ -17,10 +17,18 @@ from ddbench.ops.sort import SORT_BACKENDS, argsort_descending, sort_backend, so
 MMD_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
-def squared_distances(z: torch.Tensor) -> torch.Tensor:
-    """(M, D) -> (M, M) squared Euclidean distances, clamped at 0."""
-    sq = (z * z).sum(1)
-    return (sq[:, None] + sq[None, :] - 2.0 * (z @ z.t())).clamp_min(0.0)
+def two_sample_squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(n, D) and (m, D) -> the (n + m, n + m) squared Euclidean distances between the rows of x stacked on y,
+    clamped at 0, built from the blocks x x^T, x y^T and y y^T (docs/specification.md#multi-bandwidth-mmd).
+    The values are those of one Gram matrix of the stacked rows; what differs is the backward pass: when ``x``
+    needs no gradient (the real side), autograd computes the gradient of ``y`` alone, instead of a gradient for
+    every stacked row of which the real rows are thrown away. For high-dimensional samples (SADM's sorted
+    features: a million dimensions per cloud) that backward pass is one of an iteration's largest memory
+    streams."""
+    sq = torch.cat([(x * x).sum(1), (y * y).sum(1)])
+    x_y = x @ y.t()
+    gram = torch.cat([torch.cat([x @ x.t(), x_y], 1), torch.cat([x_y.t(), y @ y.t()], 1)])
+    return (sq[:, None] + sq[None, :] - 2.0 * gram).clamp_min(0.0)
 
 
 def multi_bandwidth_mmd(x: torch.Tensor, y: torch.Tensor, scales: Sequence[float] = MMD_SCALES) -> torch.Tensor:
@@ -33,7 +41,7 @@ def multi_bandwidth_mmd(x: torch.Tensor, y: torch.Tensor, scales: Sequence[float
     x, y = x.reshape(len(x), -1), y.reshape(len(y), -1)
     if len(x) == 0 or len(y) == 0:
         raise ValueError("MMD needs at least one sample on each side")
-    return _mmd_from_distances(squared_distances(torch.cat([x, y])), len(x), scales)
+    return _mmd_from_distances(two_sample_squared_distances(x, y), len(x), scales)
 
 
 def _mmd_from_distances(d: torch.Tensor, n: int, scales: Sequence[float]) -> torch.Tensor:
@@ -55,7 +63,7 @@ def multi_bandwidth_mmd_shared(xs: Sequence[torch.Tensor], y: torch.Tensor,
         raise ValueError("MMD needs at least one sample on each side")
     flat = [x.reshape(len(x), -1) for x in xs]
     y = y.reshape(len(y), -1)
-    dist = squared_distances(torch.cat([*flat, y]))
+    dist = two_sample_squared_distances(torch.cat(flat), y)
     y_rows = torch.arange(len(dist) - len(y), len(dist), device=dist.device)
     out, lo = [], 0
     for x in flat:

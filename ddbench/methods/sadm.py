@@ -27,7 +27,7 @@ from pydantic import Field
 
 from ddbench.methods.base import DistillContext
 from ddbench.methods.initialisation import InitName
-from ddbench.methods.iterative import IterativeConfig, IterativeMethod, PointsState, class_chunks
+from ddbench.methods.iterative import IterativeConfig, IterativeMethod, PointsState, class_chunks, rows_by_class
 from ddbench.methods.losses import multi_bandwidth_mmd, sort_pointwise
 from ddbench.ops.rotation import apply_rotation, euler_to_matrix, wrap_angles
 from ddbench.references import Departure, Reference
@@ -165,10 +165,10 @@ class SADMMethod(IterativeMethod):
             idx = torch.cat([(labels == k).nonzero().flatten() for k in classes])
             syn_labels, syn_feats = labels[idx], net(self.rotated(state, idx)).point_features
         loss, lo = syn_feats.new_zeros(()), 0
-        for k in classes:
+        for k, syn_k in zip(classes, rows_by_class(syn_feats, syn_labels, classes), strict=True):
             rk = real_feats[lo : lo + len(reals[k])]
             lo += len(reals[k])
-            loss = loss + sadm_class_loss(rk, syn_feats[syn_labels == k], self.config, ctx.ppc)
+            loss = loss + sadm_class_loss(rk, syn_k, self.config, ctx.ppc)
         return loss
 
     def iteration(self, ctx: DistillContext, state: SADMState, gen: torch.Generator, it: int) -> float:
