@@ -607,8 +607,8 @@ def test_loss_summed_over_class_chunks_equals_the_loss_over_all_classes(name):
     reals = method.real_batches(ctx, 4, torch.Generator().manual_seed(2))
     net = method.warmed_net(ctx, torch.cat(reals), frozen=name != "dc").eval()  # no dropout: repeatable
     whole = float(method.matching_loss(ctx, state, net, reals).detach())
-    assert whole == float(method.matching_loss(ctx, state, net, reals, range(3)))
-    parts = [float(method.matching_loss(ctx, state, net, reals, c)) for c in ([0, 1], [2])]
+    assert whole == float(method.matching_loss(ctx, state, net, reals, range(3)).detach())
+    parts = [float(method.matching_loss(ctx, state, net, reals, c).detach()) for c in ([0, 1], [2])]
     assert sum(parts) == pytest.approx(whole, rel=1e-5)
 
 
