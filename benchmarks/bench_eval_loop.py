@@ -7,8 +7,8 @@ and what the same seed reaches both ways (target: within 1.3x of the floor at PP
 Each row trains one net for ``--epochs`` epochs on ModelNet10-sized random clouds (10 classes x PPC, 1024
 points), the two ways interleaved ``--repeats`` times (best time kept), on the threads torch has. The floor is
 one epoch's matmul FLOPs of the plain layers (forward and backward, ``FlopCounterMode``) at the fp32 matmul rate
-measured in the row ((1024 x 1024) @ (1024 x 8192), best of 5, the faster of torch's and numpy's); element-wise work has no FLOPs in it, so the
-floor is optimistic. The fused layers do fewer FLOPs than the plain ones (their backward pass multiplies by the
+measured in the row ((1024 x 1024) @ (1024 x 8192), best of 5, the faster of torch's and numpy's); element-wise
+work has no FLOPs in it, so the floor is optimistic. The fused layers do fewer FLOPs than the plain ones (their backward pass multiplies by the
 input's Gram matrix instead of by the per-point gradient), so "fused / its own floor" is printed too. "final
 loss" and "test OA" of both ways come from the same seed; they agree at the first steps and then drift apart as
 any change of rounding makes them (one more thread does the same: docs/backbones.md#fused-batchnorm-and-max-pool).

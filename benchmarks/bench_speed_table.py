@@ -54,8 +54,9 @@ MODELNET10_TEST = 908
 def matmul_rate(device: torch.device | None = None) -> float:
     """fp32 FLOP/s of a (1024 x 1024) @ (1024 x 8192) product on ``device`` (default CPU), best of 5; on CPU the
     faster of torch's product and numpy's (its own BLAS, OpenBLAS in numpy's wheels), since the floor is the
-    machine's rate, not one library's: on the development machine numpy's reached 175-205 GFLOP/s where torch's
-    reached 135-170 (benchmarks/README.md, sessions 18 and 19)."""
+    machine's rate, not one library's (benchmarks/README.md, sessions 18 and 19). numpy's BLAS runs on its own
+    thread count (OPENBLAS_NUM_THREADS or OMP_NUM_THREADS, else every core), which equals torch's unless
+    torch's was set in the process."""
     return max(_matmul_rates(device or torch.device("cpu")).values())
 
 
@@ -227,8 +228,8 @@ def main() -> None:
     rates = {"matmul": max(by_library.values()), "sort": sort_rates()}
     print(f"device: {env['device']} ({env['device_name']}), torch {env['versions']['torch']}, "
           f"{env['torch_threads']} threads, allocator {env['allocator']}")
-    print(f"matmul {rates['matmul'] / 1e9:.1f} GFLOP/s ("
-          + ", ".join(f"{k} {v / 1e9:.0f}" for k, v in by_library.items()) + f"); sort {rates['sort']['values'] / 1e6:.0f} M elements/s "
+    libraries = ", ".join(f"{k} {v / 1e9:.0f}" for k, v in by_library.items())
+    print(f"matmul {rates['matmul'] / 1e9:.1f} GFLOP/s ({libraries}); sort {rates['sort']['values'] / 1e6:.0f} M elements/s "
           f"({rates['sort']['values_by']}), with indices {rates['sort']['indices'] / 1e6:.0f} M/s "
           f"({rates['sort']['indices_by']})\n", flush=True)
     if "distill" not in skip:
