@@ -409,6 +409,9 @@ MUTATIONS: list[Mutation] = [
     Mutation("threaded-argsort-ascending", "ddbench/ops/sort.py",
              "        out[lo:hi] = np.argsort(-rows[lo:hi], axis=1)\n", "        out[lo:hi] = np.argsort(rows[lo:hi], axis=1)\n",
              ("tests/test_sort_ops.py",), "the threaded argsort sorts ascending"),
+    Mutation("glibc-tuned-keeps-tcache", "ddbench/cli/allocator.py",
+             ':glibc.malloc.tcache_count=0:glibc.malloc.mxfast=0"', ':glibc.malloc.mxfast=0"',
+             ("tests/test_allocator.py",), "glibc's tuning without tcache_count=0: freed large tensors are not reused"),
 ]
 
 

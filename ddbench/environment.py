@@ -57,6 +57,7 @@ def environment_record(device: torch.device) -> dict:
         "torch_threads": torch.get_num_threads(),
         "allocator": allocator(),
         "allocator_arranged": bool(os.environ.get("DDBENCH_ALLOCATOR_ARRANGED")),
+        "allocator_settings": {k: os.environ[k] for k in ("LD_PRELOAD", "GLIBC_TUNABLES") if os.environ.get(k)},
         "device": str(device),
         "argv": sys.argv[1:],
         "point_ops": _point_ops(),

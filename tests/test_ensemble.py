@@ -161,9 +161,9 @@ def test_cli_records_the_allocator_and_the_engine(tmp_path):
     import subprocess
     import sys
 
-    from ddbench.cli.allocator import find_tcmalloc
+    from ddbench.cli.allocator import GLIBC_TUNED, find_tcmalloc
 
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "DDBENCH_ALLOCATOR_ARRANGED")}
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "GLIBC_TUNABLES", "DDBENCH_ALLOCATOR_ARRANGED")}
     cmd = [sys.executable, "-m", "ddbench", "run", "--methods", "random", "--datasets", "shapes", "--ppc", "1",
            "--eval-nets", "1", "--epochs", "1", "--results", str(tmp_path), "--set", "shapes.train_per_class=3",
            "--set", "shapes.test_per_class=2", "--set", "shapes.points=64"]
@@ -171,6 +171,8 @@ def test_cli_records_the_allocator_and_the_engine(tmp_path):
     cell = json.loads(next((tmp_path / "cells").glob("*.json")).read_text())
     expected = "tcmalloc" if find_tcmalloc() else "glibc-tuned"
     assert cell["environment"]["allocator"] == expected and cell["environment"]["allocator_arranged"]
+    settings = cell["environment"]["allocator_settings"]  # exactly what ran
+    assert settings == ({"LD_PRELOAD": find_tcmalloc()} if find_tcmalloc() else {"GLIBC_TUNABLES": GLIBC_TUNED})
     assert cell["results"]["engine"] == "sequential"  # auto on CPU
     subprocess.run(cmd + ["--overwrite", "--eval-engine", "ensemble"], env={**env, "DDBENCH_ALLOCATOR": "system"},
                    check=True, capture_output=True, timeout=300)

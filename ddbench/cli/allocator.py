@@ -1,15 +1,15 @@
 """Start heavy commands under a fast allocator: tcmalloc when the machine has it, else glibc tuned.
 
-PointNet training allocates large fresh tensors at every step; with glibc's defaults each one above the mmap
-threshold is mapped and zeroed by the kernel and returned at once, with tcmalloc it is reused. On the development
-CPU one PointNet training step took 2.7-2.9 s with glibc's defaults, 1.3-1.6 s with glibc's mmap and trim
-thresholds raised to 1 GiB, and 1.25-1.55 s with tcmalloc (benchmarks/README.md): the tuning alone recovers the
-gap, and it needs nothing installed. ``ddbench run``, ``distill`` and ``eval`` therefore re-execute themselves once,
-with tcmalloc preloaded when it is installed (Debian/Ubuntu: ``apt install libtcmalloc-minimal4``), else with
-``GLIBC_TUNABLES`` raising those thresholds (glibc reads them only at process start, hence the re-execution). The
-allocator in use is recorded in every result (``environment.allocator``: ``tcmalloc``, ``glibc-tuned`` or
-``system``; ``environment.allocator_arranged``). ``DDBENCH_ALLOCATOR`` chooses: ``auto`` (default), ``tcmalloc``
-(only tcmalloc, else nothing), ``glibc-tuned``, or ``system`` (switch it off).
+PointNet training and the distillation methods' real sides allocate large fresh tensors at every step; with glibc's
+defaults each one above the mmap threshold is mapped and zeroed by the kernel and returned at once, with tcmalloc
+it is reused. ``ddbench run``, ``distill`` and ``eval`` therefore re-execute themselves once, with tcmalloc preloaded
+when it is installed (Debian/Ubuntu: ``apt install libtcmalloc-minimal4``), else with ``GLIBC_TUNABLES`` set to
+:data:`GLIBC_TUNED` (glibc reads them only at process start, hence the re-execution): 1 GiB mmap and trim thresholds,
+and no tcache or fastbins, without which a freed tensor is not reused for the next one of its size
+(docs/results.md#what-the-cli-arranges-for-speed-and-how-to-switch-it-off; figures in benchmarks/README.md).
+The allocator in use is recorded in every result (``environment.allocator``: ``tcmalloc``, ``glibc-tuned`` or
+``system``; ``environment.allocator_arranged``; ``environment.allocator_settings``). ``DDBENCH_ALLOCATOR`` chooses:
+``auto`` (default), ``tcmalloc`` (only tcmalloc, else nothing), ``glibc-tuned``, or ``system`` (switch it off).
 """
 
 from __future__ import annotations
@@ -26,8 +26,12 @@ TCMALLOC_PATHS = (
     "/usr/lib/libtcmalloc_minimal.so.4",
 )
 ARRANGED_FLAG = "DDBENCH_ALLOCATOR_ARRANGED"
-#: glibc malloc with large blocks kept instead of mapped and unmapped at every step (1 GiB thresholds)
-GLIBC_TUNED = "glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824"
+#: glibc malloc with large blocks kept instead of mapped and unmapped at every step (1 GiB thresholds): ddbench's
+#: tuning until 2026-12-03, kept for the allocator benchmark
+GLIBC_THRESHOLDS = "glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824"
+#: the thresholds, plus freed small chunks merged at once (no tcache, no fastbins), so that a freed large block
+#: can serve the next aligned request of its size (docs/results.md#what-the-cli-arranges-for-speed-and-how-to-switch-it-off)
+GLIBC_TUNED = f"{GLIBC_THRESHOLDS}:glibc.malloc.tcache_count=0:glibc.malloc.mxfast=0"
 
 
 def find_tcmalloc(paths: tuple[str, ...] = TCMALLOC_PATHS) -> str | None:
