@@ -250,7 +250,7 @@ def test_gradient_matching_matches_category_k_with_category_k():
     parts = torch.stack([torch.full((16,), task.category_parts[c][0]) for c in labels.tolist()])
     reals = [RealSegBatch(torch.randn(2, 16, 3), torch.full((2,), k), torch.full((2, 16), task.category_parts[k][1]))
              for k in range(3)]
-    base = float(seg_matching_loss(net, task, syn, labels, parts, reals, classes=[1]))
+    base = float(seg_matching_loss(net, task, syn, labels, parts, reals, classes=[1]).detach())
     other = syn.clone()
     other[0] += 1.0
     other[2] -= 1.0  # other categories' synthetic clouds do not enter category 1's term
