@@ -254,13 +254,13 @@ def test_gradient_matching_matches_category_k_with_category_k():
     other = syn.clone()
     other[0] += 1.0
     other[2] -= 1.0  # other categories' synthetic clouds do not enter category 1's term
-    assert math.isclose(float(seg_matching_loss(net, task, other, labels, parts, reals, classes=[1])), base,
+    assert math.isclose(float(seg_matching_loss(net, task, other, labels, parts, reals, classes=[1]).detach()), base,
                         rel_tol=1e-6)
     mine = syn.clone()
     mine[1] = torch.randn(16, 3, generator=torch.Generator().manual_seed(5))
-    assert float(seg_matching_loss(net, task, mine, labels, parts, reals, classes=[1])) != pytest.approx(base)
+    assert float(seg_matching_loss(net, task, mine, labels, parts, reals, classes=[1]).detach()) != pytest.approx(base)
     swapped = [reals[0], reals[2], reals[1]]  # category 1 against category 2's real batch: another value
-    assert float(seg_matching_loss(net, task, syn, labels, parts, swapped, classes=[1])) != pytest.approx(base)
+    assert float(seg_matching_loss(net, task, syn, labels, parts, swapped, classes=[1]).detach()) != pytest.approx(base)
 
 
 def test_a_classification_artifact_is_refused_by_the_segmentation_protocol(tmp_path):
