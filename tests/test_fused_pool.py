@@ -383,3 +383,18 @@ def test_pointnet_frozen_for_global_features_gives_the_plain_gradient_on_the_poi
     assert fast.point_features is None and plain_out.point_features is not None
     torch.testing.assert_close(fast.global_feature, plain_out.global_feature, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(x_fast.grad, x_plain.grad, rtol=1e-4, atol=1e-4 * float(x_plain.grad.abs().max()))
+
+
+def test_frozen_points_layer_flags_a_single_tied_maximum():
+    """One (cloud, channel) of the last chunk reaching its max at two points is a tie; distinct values are not."""
+    from ddbench.backbones.fused_pool import FrozenConvMaxPool
+
+    gen = torch.Generator().manual_seed(0)
+    x, kernel = torch.randn(3, 4, 6, generator=gen), torch.eye(4)
+    pooled, tied = FrozenConvMaxPool.apply(x, kernel, 2)  # chunks of 2 clouds: the tie sits in the second chunk
+    torch.testing.assert_close(pooled, x.amax(2))
+    assert not bool(tied)
+    x[2, 1, (int(x[2, 1].argmax()) + 1) % 6] = x[2, 1].max()
+    assert bool(FrozenConvMaxPool.apply(x, kernel, 2)[1])
+    x[2, 1] = float("-inf")  # every point at the max
+    assert bool(FrozenConvMaxPool.apply(x, kernel, 2)[1])
