@@ -6,7 +6,8 @@ and what the same seed reaches both ways (target: within 1.3x of the floor at PP
 
 Each row trains one net for ``--epochs`` epochs on ModelNet10-sized random clouds (10 classes x PPC, 1024
 points), the two ways interleaved ``--repeats`` times (best time kept), on the threads torch has. The floor is
-one epoch's matmul FLOPs of the plain layers (forward and backward, ``FlopCounterMode``) at the fp32 matmul rate
+the timed run's matmul FLOPs per epoch with the plain layers (forward and backward of its epochs and its one
+closing test pass, ``FlopCounterMode``; "GFLOP/epoch" is a training epoch alone) at the fp32 matmul rate
 measured in the row ((1024 x 1024) @ (1024 x 8192), best of 5, the faster of torch's and numpy's); element-wise
 work has no FLOPs in it, so the floor is optimistic. The fused layers do fewer FLOPs than the plain ones (their backward pass multiplies by the
 input's Gram matrix instead of by the per-point gradient), so "fused / its own floor" is printed too. "final
@@ -22,10 +23,9 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_speed_table import matmul_rate, synthetic_clouds  # noqa: E402
+from bench_speed_table import epoch_and_test_flops, matmul_rate, synthetic_clouds  # noqa: E402
 from components import network_of  # noqa: E402
 
 from ddbench.backbones import fused_pool  # noqa: E402
@@ -61,15 +61,15 @@ def row(ppc: int, epochs: int, repeats: int, device) -> dict:
     for _ in range(repeats):
         for fused in (False, True):
             runs[fused].append(one_way(fused, points, labels, test, cfg, device))
-    flops = {}
+    flops = {}  # per epoch of the timed runs: their epochs and their one closing test pass
     for fused in (False, True):
-        with FlopCounterMode(display=False) as counter:
-            one_way(fused, points, labels, test, cfg.with_epochs(1), device)
-        flops[fused] = counter.get_total_flops()
+        epoch, test_pass = epoch_and_test_flops(
+            lambda e, fused=fused: one_way(fused, points, labels, test, cfg.with_epochs(e), device))
+        flops[fused] = (epoch, (epochs * epoch + test_pass) / epochs)
     rate = matmul_rate(device)
     best = {k: min(v, key=lambda r: r[0]) for k, v in runs.items()}
-    return {"ppc": ppc, "floor": flops[False] / rate, "fused_floor": flops[True] / rate, "gflop": flops[False] / 1e9,
-            "fused_gflop": flops[True] / 1e9, "rate": rate / 1e9,
+    return {"ppc": ppc, "floor": flops[False][1] / rate, "fused_floor": flops[True][1] / rate,
+            "gflop": flops[False][0] / 1e9, "fused_gflop": flops[True][0] / 1e9, "rate": rate / 1e9,
             **{f"{name}_s": best[k][0] / epochs for name, k in (("plain", False), ("fused", True))},
             **{f"{name}_loss": best[k][1].final_train_loss for name, k in (("plain", False), ("fused", True))},
             **{f"{name}_oa": best[k][1].oa for name, k in (("plain", False), ("fused", True))},

@@ -166,6 +166,19 @@ def distillation_row(name: str, ppc: int, iterations: int, train: PointCloudSet,
             "peak_mib": (mem.peak_rss_bytes or 0) / 2**20}
 
 
+def epoch_and_test_flops(run_epochs) -> tuple[float, float]:
+    """(matmul FLOPs of one training epoch, of the closing test pass) of ``run_epochs(epochs)``, one
+    ``train_and_test`` call: counted over 1 and 2 epochs, whose difference is one epoch (every epoch has the same
+    batches), so that a floor charges the test pass once per net rather than once per epoch."""
+    counts = []
+    for epochs in (1, 2):
+        with FlopCounterMode(display=False) as counter:
+            run_epochs(epochs)
+        counts.append(counter.get_total_flops())
+    epoch = counts[1] - counts[0]
+    return epoch, counts[0] - epoch
+
+
 def evaluation_row(ppc: int, nets: int, epochs: int, rates: dict, device) -> dict:
     points, labels = synthetic_clouds(ppc)
     test = PointCloudSet(points[:10], labels[:10], [str(k) for k in range(10)], "tiny-test")
@@ -183,9 +196,8 @@ def evaluation_row(ppc: int, nets: int, epochs: int, rates: dict, device) -> dic
     net = build_evaluation_net(full, 10, network_of(full))
     test_set = PointCloudSet(torch.randn(128, 1024, 3), torch.zeros(128, dtype=torch.long), test.class_names, "t")
     test_s = _timed(lambda: test_net(net, test_set, full.test_batch_size, device)) * MODELNET10_TEST / 128
-    with FlopCounterMode(display=False) as flops:
-        train_and_test(points, labels, test, cfg.with_epochs(1), 98, device, 10, network=network_of(cfg.with_epochs(1)))
-    per_net_epoch_flops = flops.get_total_flops()  # one epoch plus a 10-cloud test pass
+    per_net_epoch_flops, _ = epoch_and_test_flops(lambda e: train_and_test(
+        points, labels, test, cfg.with_epochs(e), 98, device, 10, network=network_of(cfg.with_epochs(e))))
     with FlopCounterMode(display=False) as test_flops:
         test_net(net, test_set, full.test_batch_size, device)
     per_net_test_flops = test_flops.get_total_flops() * MODELNET10_TEST / 128
