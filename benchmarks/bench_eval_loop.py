@@ -10,7 +10,9 @@ the timed run's matmul FLOPs per epoch with the plain layers (forward and backwa
 closing test pass, ``FlopCounterMode``; "GFLOP/epoch" is a training epoch alone) at the fp32 matmul rate
 measured in the row ((1024 x 1024) @ (1024 x 8192), best of 5, the faster of torch's and numpy's); element-wise
 work has no FLOPs in it, so the floor is optimistic. The fused layers do fewer FLOPs than the plain ones (their backward pass multiplies by the
-input's Gram matrix instead of by the per-point gradient), so "fused / its own floor" is printed too. "final
+input's Gram matrix instead of by the per-point gradient), so "fused / its own floor" is printed too, and
+"at its shapes": the fused run's own products replayed alone (benchmarks/shape_floor.py), which separates the
+library's rate at PointNet's shapes from what the loop spends around its products. "final
 loss" and "test OA" of both ways come from the same seed; they agree at the first steps and then drift apart as
 any change of rounding makes them (one more thread does the same: docs/backbones.md#fused-batchnorm-and-max-pool).
 """
@@ -27,6 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_speed_table import epoch_and_test_flops, matmul_rate, synthetic_clouds  # noqa: E402
 from components import network_of  # noqa: E402
+from shape_floor import epoch_and_test_calls, replay_seconds  # noqa: E402
 
 from ddbench.backbones import fused_pool  # noqa: E402
 from ddbench.data.cloudset import PointCloudSet  # noqa: E402
@@ -66,9 +69,13 @@ def row(ppc: int, epochs: int, repeats: int, device) -> dict:
         epoch, test_pass = epoch_and_test_flops(
             lambda e, fused=fused: one_way(fused, points, labels, test, cfg.with_epochs(e), device))
         flops[fused] = (epoch, (epochs * epoch + test_pass) / epochs)
+    epoch_calls, test_calls = epoch_and_test_calls(
+        lambda e: one_way(True, points, labels, test, cfg.with_epochs(e), device))
+    fused_at_shapes = (epochs * replay_seconds(epoch_calls) + replay_seconds(test_calls)) / epochs
     rate = matmul_rate(device)
     best = {k: min(v, key=lambda r: r[0]) for k, v in runs.items()}
     return {"ppc": ppc, "floor": flops[False][1] / rate, "fused_floor": flops[True][1] / rate,
+            "fused_at_shapes": fused_at_shapes,
             "gflop": flops[False][0] / 1e9, "fused_gflop": flops[True][0] / 1e9, "rate": rate / 1e9,
             **{f"{name}_s": best[k][0] / epochs for name, k in (("plain", False), ("fused", True))},
             **{f"{name}_loss": best[k][1].final_train_loss for name, k in (("plain", False), ("fused", True))},
@@ -89,14 +96,15 @@ def main() -> None:
           f"{env['torch_threads']} threads, allocator {env['allocator']}; {args.epochs} epochs per way, best of "
           f"{args.repeats}\n")
     print("| PPC | GFLOP/epoch plain / fused | floor s/epoch | plain s/epoch | fused s/epoch | plain / floor | "
-          "fused / floor | fused / its own floor | speedup | final loss plain / fused | test OA plain / fused | "
+          "fused / floor | fused / its own floor | fused / its own floor at its shapes | speedup | final loss plain / fused | test OA plain / fused | "
           "peak RSS MiB plain / fused | matmul GFLOP/s |")
-    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | ---: |", flush=True)
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | ---: |", flush=True)
     for ppc in (int(p) for p in args.ppc.split(",")):
         r = row(ppc, args.epochs, args.repeats, dev)
         print(f"| {ppc} | {r['gflop']:.1f} / {r['fused_gflop']:.1f} | {r['floor']:.2f} | {r['plain_s']:.2f} | "
               f"{r['fused_s']:.2f} | {r['plain_s'] / r['floor']:.2f} | {r['fused_s'] / r['floor']:.2f} | "
-              f"{r['fused_s'] / r['fused_floor']:.2f} | {r['plain_s'] / r['fused_s']:.2f} | "
+              f"{r['fused_s'] / r['fused_floor']:.2f} | {r['fused_s'] / r['fused_at_shapes']:.2f} | "
+              f"{r['plain_s'] / r['fused_s']:.2f} | "
               f"{r['plain_loss']:.5f} / {r['fused_loss']:.5f} | {r['plain_oa']:.1f} / {r['fused_oa']:.1f} | "
               f"{r['plain_mib']:.0f} / {r['fused_mib']:.0f} | {r['rate']:.0f} |", flush=True)
 

@@ -16,7 +16,10 @@ Floor = FLOPs / matmul rate + sorted elements / sort rate. The rates are measure
 on a shared machine they drift by tens of percent within minutes, and a floor measured at another moment than
 its row would make the ratio mean little (the row prints the matmul rate it used). Element-wise work (BatchNorm,
 ReLU, max-pool, the MMD kernels) has no FLOPs in this count, so the floor is optimistic and the ratio
-achieved/floor an upper bound on what any implementation could gain.
+achieved/floor an upper bound on what any implementation could gain. "Floor at its shapes" replays the
+iteration's own products and sorts alone, each at its own shape (benchmarks/shape_floor.py): the ratio to it is
+what ddbench spends around its products, the rest of the gap is the libraries' rate at PointNet's shapes
+(inner dimensions of 64 and 128, 252-point clouds for 3DDP) against their rate on the large square product.
 
 Evaluation: the same synthetic set (ModelNet10 sizes: 10 classes x PPC clouds of 1024 points) trained under the
 sadm protocol by the sequential loop and by the batched ensemble, for ``--eval-epochs`` epochs and ``--nets``
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +42,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_methods import modelnet10_sized_set  # noqa: E402
 from components import distill_context, method_info, network_of  # noqa: E402
+from shape_floor import ProductRecorder, replay_seconds, sort_replay_seconds, sorted_elements  # noqa: E402
 
 from ddbench.data.cloudset import PointCloudSet  # noqa: E402
 from ddbench.environment import PeakMemory, environment_record  # noqa: E402
@@ -117,18 +122,24 @@ def _timed(fn) -> float:
 
 
 class SortCounter:
-    """Counts the elements sorted by ``sort_pointwise`` (values only / with gradient) while active."""
+    """Counts the calls of ``sort_pointwise`` while active, by (shape, with indices): ``values`` and ``indices``
+    are the elements sorted without and with a gradient, ``shapes`` what shape_floor.py replays."""
 
     def __init__(self):
-        self.values = self.indices = 0
+        self.shapes: Counter = Counter()
         self._orig = losses.sort_pointwise
+
+    @property
+    def values(self) -> int:
+        return sorted_elements(self.shapes)[0]
+
+    @property
+    def indices(self) -> int:
+        return sorted_elements(self.shapes)[1]
 
     def __enter__(self):
         def counting(features):
-            if features.requires_grad:
-                self.indices += features.numel()
-            else:
-                self.values += features.numel()
+            self.shapes[(tuple(features.shape), features.requires_grad)] += 1
             return self._orig(features)
 
         self._patched = [m for m in list(sys.modules.values())
@@ -152,16 +163,18 @@ def distillation_row(name: str, ppc: int, iterations: int, train: PointCloudSet,
         m, n2, _ = info.cls(info.make_config({})).sizes("modelnet10")
         partition_cache(train.points, m, n2).lookup(torch.arange(len(train)))
     info.cls(info.make_config({"iterations": 1, **init})).distill(ctx)  # warm-up
-    with FlopCounterMode(display=False) as flops, SortCounter() as sorts:
+    with ProductRecorder() as products, SortCounter() as sorts:
         info.cls(info.make_config({"iterations": 1, **init})).distill(ctx)
     rates = {"matmul": matmul_rate(), "sort": sort_rates()}  # now, next to the timed iterations
     with PeakMemory(device) as mem:
         synth = info.cls(info.make_config({"iterations": iterations, **init})).distill(ctx)
     achieved = synth.info["seconds_per_iteration"]
-    floor = (flops.get_total_flops() / rates["matmul"] + sorts.values / rates["sort"]["values"]
+    floor = (products.total_flops / rates["matmul"] + sorts.values / rates["sort"]["values"]
              + sorts.indices / rates["sort"]["indices"])
+    at_shapes = replay_seconds(products.calls) + sort_replay_seconds(sorts.shapes)  # benchmarks/shape_floor.py
     return {"method": name, "ppc": ppc, "achieved": achieved, "floor": floor, "ratio": achieved / floor,
-            "gflop": flops.get_total_flops() / 1e9, "matmul_gflops": rates["matmul"] / 1e9,
+            "shape_floor": at_shapes, "shape_ratio": achieved / at_shapes,
+            "gflop": products.total_flops / 1e9, "matmul_gflops": rates["matmul"] / 1e9,
             "sorted_m": (sorts.values + sorts.indices) / 1e6,
             "peak_mib": (mem.peak_rss_bytes or 0) / 2**20}
 
@@ -250,14 +263,14 @@ def main() -> None:
           f"({rates['sort']['indices_by']})\n", flush=True)
     if "distill" not in skip:
         train = modelnet10_sized_set()
-        print("| method | PPC | achieved s/it | floor s/it | ratio | GFLOP/it | sorted M/it | matmul GFLOP/s | "
-              "peak RSS MiB |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", flush=True)
+        print("| method | PPC | achieved s/it | floor s/it | ratio | floor at its shapes s/it | ratio to it | "
+              "GFLOP/it | sorted M/it | matmul GFLOP/s | peak RSS MiB |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", flush=True)
         for name in args.methods.split(","):
             for ppc in ppcs:
                 r = distillation_row(name, ppc, args.iterations, train, dev)
                 print(f"| {r['method']} | {r['ppc']} | {r['achieved']:.2f} | {r['floor']:.2f} | {r['ratio']:.2f} | "
-                      f"{r['gflop']:.1f} | {r['sorted_m']:.0f} | {r['matmul_gflops']:.0f} | {r['peak_mib']:.0f} |",
+                      f"{r['shape_floor']:.2f} | {r['shape_ratio']:.2f} | {r['gflop']:.1f} | {r['sorted_m']:.0f} | {r['matmul_gflops']:.0f} | {r['peak_mib']:.0f} |",
                       flush=True)
         print()
     if "eval" not in skip:

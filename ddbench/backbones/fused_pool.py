@@ -69,7 +69,9 @@ class ConvBatchNormMaxPool(torch.autograd.Function):
         slope = -scale * grad_bn_weight * inv_std / count
         offset = -scale * grad_bn_bias / count - slope * mean
         at = grad_pooled * scale.unsqueeze(1)  # (C_out, B)
-        at_columns = columns.t()[where]  # (C_out, B, C_in): the input at each maximum
+        # (C_out, B, C_in): the input at each maximum, gathered from a row-major copy of the input (whole rows of
+        # C_in: 2-3x faster than gathering strided rows of the (C_in, B * N) layout, the same values)
+        at_columns = columns.t().contiguous()[where]
         # dL/dW = dL/dy @ columns^T, with y = W @ columns: slope * W (columns columns^T) + offset (columns 1)^T + ...
         gram = columns @ columns.t()
         grad_weight = (slope.unsqueeze(1) * (weight @ gram) + offset.unsqueeze(1) * columns.sum(1).unsqueeze(0)

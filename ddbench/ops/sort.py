@@ -61,10 +61,11 @@ def argsort_descending(values: np.ndarray, threads: int = 1) -> np.ndarray:
     return out.reshape(values.shape)
 
 
-def by_blocks(num_rows: int, block, threads: int) -> None:
-    """Run ``block(lo, hi)`` over consecutive row ranges, on ``threads`` threads when there is more than one
-    block; exceptions propagate."""
-    bounds = [(lo, min(lo + ROWS_PER_BLOCK, num_rows)) for lo in range(0, num_rows, ROWS_PER_BLOCK)]
+def by_blocks(num_rows: int, block, threads: int, rows_per_block: int = ROWS_PER_BLOCK) -> None:
+    """Run ``block(lo, hi)`` over consecutive ranges of ``rows_per_block`` rows, on ``threads`` threads when
+    there is more than one range; exceptions propagate."""
+    step = max(1, rows_per_block)
+    bounds = [(lo, min(lo + step, num_rows)) for lo in range(0, num_rows, step)]
     if threads <= 1 or len(bounds) <= 1:
         for lo, hi in bounds:
             block(lo, hi)
