@@ -129,6 +129,50 @@ def test_the_segmentation_protocol_learns_on_the_built_in_data():
     assert result.oa > 70 and result.class_miou > chance + 15
 
 
+class _Stop(Exception):
+    pass
+
+
+def test_an_interrupted_segmentation_evaluation_resumes_from_the_first_unfinished_net(tmp_path):
+    from ddbench.evaluation.segmentation import evaluate_segmentation
+    from ddbench.synthetic.artifact import SyntheticSet
+
+    data, task = shapes_task(points=64, per_class=2)
+    train, test = data.load("train"), data.load("test")
+    synth = SyntheticSet(train.points, train.labels, list(train.class_names), extras={"point_labels": train.point_labels})
+    cfg = DD3DSegProtocol.make_config({"epochs": 2})
+    net = BackboneFactory.of(PointNetSeg)
+
+    def run(progress=None, synth=synth):
+        return evaluate_segmentation(synth, test, cfg, [1, 2, 3], torch.device("cpu"), progress, network=net, task=task,
+                                     progress_file=progress_file)
+
+    def stop_at(index):
+        def progress(i, n, e, E):
+            if i == index:
+                raise _Stop
+        return progress
+
+    full = evaluate_segmentation(synth, test, cfg, [1, 2, 3], torch.device("cpu"), network=net, task=task)
+    progress_file = tmp_path / "cell.eval.json"
+    with pytest.raises(_Stop):
+        run(stop_at(2))
+    assert progress_file.exists()  # nets 1 and 2 are saved
+    trained = []
+    resumed = run(lambda i, n, e, E: trained.append(i))
+    assert set(trained) == {2} and resumed["resumed_nets"] == [1, 2]
+    assert [n["instance_miou"] for n in resumed["nets"]] == [n["instance_miou"] for n in full["nets"]]
+    assert resumed["instance_miou_mean"] == full["instance_miou_mean"]
+    assert not progress_file.exists()
+    with pytest.raises(_Stop):  # saved nets of other part labels are not reused
+        run(stop_at(1))
+    other = SyntheticSet(train.points, train.labels, list(train.class_names),
+                         extras={"point_labels": train.point_labels.flip(1)})
+    trained.clear()
+    res = run(lambda i, n, e, E: trained.append(i), synth=other)
+    assert set(trained) == {0, 1, 2} and "resumed_nets" not in res
+
+
 # -- methods in the grid, artifacts scored without the methods' code ---------------------------------------------
 
 

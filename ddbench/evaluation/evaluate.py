@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,13 +63,14 @@ def summarise(nets: list[NetResult], ddof: int) -> dict:
     }
 
 
-def evaluation_fingerprint(points: torch.Tensor, labels: torch.Tensor, cfg: ProtocolConfig, chosen: str,
-                           device: torch.device) -> str:
-    """What a finished net's result depends on besides its seed: the training clouds and labels, the protocol
-    configuration, the engine and the device type. A saved net is reused only under the same fingerprint."""
+def evaluation_fingerprint(points: torch.Tensor, labels: torch.Tensor, cfg, chosen: str,
+                           device: torch.device, *more: torch.Tensor) -> str:
+    """What a finished net's result depends on besides its seed: the training clouds and labels (and ``more``
+    training tensors: a segmentation set's part labels), the protocol configuration, the engine and the device
+    type. A saved net is reused only under the same fingerprint."""
     h = hashlib.sha256()
-    h.update(np.ascontiguousarray(points.detach().cpu().numpy()).tobytes())
-    h.update(np.ascontiguousarray(labels.detach().cpu().numpy()).tobytes())
+    for tensor in (points, labels, *more):
+        h.update(np.ascontiguousarray(tensor.detach().cpu().numpy()).tobytes())
     h.update(json.dumps({"cfg": cfg.model_dump(mode="json"), "engine": chosen, "device": device.type},
                         sort_keys=True).encode())
     return h.hexdigest()[:16]
@@ -76,12 +78,13 @@ def evaluation_fingerprint(points: torch.Tensor, labels: torch.Tensor, cfg: Prot
 
 class FinishedNets:
     """Per-net progress of one evaluation, kept in a small JSON file so an interrupted evaluation goes on from
-    the first unfinished net instead of starting over (each net depends only on its seed)."""
+    the first unfinished net instead of starting over (each net depends only on its seed). ``result_type`` is
+    the per-net result dataclass (:class:`NetResult`; the segmentation protocol's ``SegNetResult``)."""
 
-    def __init__(self, path: str | Path | None, fingerprint: str):
+    def __init__(self, path: str | Path | None, fingerprint: str, result_type: type = NetResult):
         self.path = Path(path) if path is not None else None
         self.fingerprint = fingerprint
-        self.nets: dict[int, NetResult] = {}
+        self.nets: dict[int, Any] = {}
         if self.path is None or not self.path.exists():
             return
         try:
@@ -89,9 +92,9 @@ class FinishedNets:
         except (OSError, ValueError):
             return  # unreadable progress is not a result: those nets run again
         if saved.get("fingerprint") == fingerprint:
-            self.nets = {int(d["seed"]): NetResult(**d) for d in saved.get("nets", [])}
+            self.nets = {int(d["seed"]): result_type(**d) for d in saved.get("nets", [])}
 
-    def add(self, net: NetResult) -> None:
+    def add(self, net) -> None:
         self.nets[net.seed] = net
         if self.path is not None:
             write_json_atomic(self.path, {"fingerprint": self.fingerprint,

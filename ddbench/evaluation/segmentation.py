@@ -186,21 +186,35 @@ def check_segmentation_inputs(synth, test: PointCloudSet) -> torch.Tensor:
 
 
 def evaluate_segmentation(synth, test: PointCloudSet, cfg, seeds: list[int], device, progress=None, *,
-                          network: BackboneFactory, task: SegmentationTask, **_engine) -> dict:
+                          network: BackboneFactory, task: SegmentationTask, progress_file=None, **_engine) -> dict:
     """Train ``len(seeds)`` segmentation nets on ``synth``; per-net results and their summary. The evaluation
-    engine options of the classification protocols do not apply: nets are trained one after another."""
+    engine options of the classification protocols do not apply: nets are trained one after another. With
+    ``progress_file``, every finished net is saved there and a rerun trains only the missing ones, as in
+    :func:`ddbench.evaluation.evaluate.evaluate_synthetic`."""
+    from ddbench.evaluation.evaluate import FinishedNets, evaluation_fingerprint
+
     point_labels = check_segmentation_inputs(synth, test)
     points = prepare_synthetic_points(synth.points, cfg)
+    finished = FinishedNets(progress_file, evaluation_fingerprint(points, synth.labels, cfg, "sequential", device,
+                                                                  point_labels), SegNetResult)
+    resumed = [s for s in seeds if s in finished.nets]
     start = time.perf_counter()
-    nets = []
     for i, seed in enumerate(seeds):
+        if seed in finished.nets:
+            continue
         cb = (lambda e, E, i=i: progress(i, len(seeds), e, E)) if progress else None
-        nets.append(train_segmentation_net(points, point_labels, synth.labels, test, cfg, seed, device, task,
-                                           network, cb))
-    return {"nets": [n.to_dict() for n in nets], **summarise_segmentation(nets, cfg.ddof), "selection": cfg.selection,
-            "seconds": time.perf_counter() - start, "engine": "sequential",
-            "engine_reason": "segmentation nets are trained one after another",
-            "restrict_predictions": cfg.restrict_predictions}
+        finished.add(train_segmentation_net(points, point_labels, synth.labels, test, cfg, seed, device, task,
+                                            network, cb))
+    nets = [finished.nets[s] for s in seeds]
+    finished.discard()
+    record = {"nets": [n.to_dict() for n in nets], **summarise_segmentation(nets, cfg.ddof),
+              "selection": cfg.selection,
+              "seconds": time.perf_counter() - start + sum(finished.nets[s].seconds for s in resumed),
+              "engine": "sequential", "engine_reason": "segmentation nets are trained one after another",
+              "restrict_predictions": cfg.restrict_predictions}
+    if resumed:
+        record["resumed_nets"] = resumed  # trained by an earlier, interrupted run of this evaluation
+    return record
 
 
 class DD3DSegProtocol(Protocol):
@@ -224,4 +238,4 @@ class DD3DSegProtocol(Protocol):
     def evaluate(cls, synth, test, cfg, seeds, device, progress=None, *, network, task=None, **options) -> dict:
         if not isinstance(task, SegmentationTask):
             raise DataError("the dd3d_seg protocol scores segmentation sets; run the grid with --task segmentation")
-        return evaluate_segmentation(synth, test, cfg, seeds, device, progress, network=network, task=task)
+        return evaluate_segmentation(synth, test, cfg, seeds, device, progress, network=network, task=task, **options)
