@@ -122,7 +122,7 @@ def _timed(fn) -> float:
 
 
 class SortCounter:
-    """Counts the calls of ``sort_pointwise`` while active, by (shape, with indices): ``values`` and ``indices``
+    """Counts the calls of ``sort_pointwise`` while active, by (shape, with indices, device): ``values`` and ``indices``
     are the elements sorted without and with a gradient, ``shapes`` what shape_floor.py replays."""
 
     def __init__(self):
@@ -139,7 +139,7 @@ class SortCounter:
 
     def __enter__(self):
         def counting(features):
-            self.shapes[(tuple(features.shape), features.requires_grad)] += 1
+            self.shapes[(tuple(features.shape), features.requires_grad, str(features.device))] += 1
             return self._orig(features)
 
         self._patched = [m for m in list(sys.modules.values())

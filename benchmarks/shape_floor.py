@@ -138,27 +138,31 @@ def epoch_and_test_calls(run_epochs) -> tuple[Counter, Counter]:
 
 
 def sort_replay_seconds(shapes: Counter, repeats: int = 3) -> float:
-    """Seconds of the recorded sorts run alone: ``shapes[(shape, with_indices)]`` counts the ``sort_pointwise``
-    calls of a (B, C, N) shape; values only are sorted as ddbench sorts them (``sort_descending`` over torch's
-    threads), with indices as an ``argsort_descending`` and the gather of the values."""
+    """Seconds of the recorded sorts run alone: ``shapes[(shape, with_indices, device)]`` counts the
+    ``sort_pointwise`` calls of a (B, C, N) shape on a device, sorted as ``sort_pointwise`` sorts them there: on
+    CPU values only by ``sort_descending`` over torch's threads and with indices by ``argsort_descending`` and the
+    gather of the values; elsewhere by ``torch.sort``."""
     threads = torch.get_num_threads()
     total = 0.0
-    for (shape, with_indices), count in shapes.items():
-        values = torch.randn(shape)
-        array = values.numpy()
-        if with_indices:
+    for (shape, with_indices, device), count in shapes.items():
+        values = torch.randn(shape, device=device)
+        array = values.numpy() if values.device.type == "cpu" else None
+        if array is None:
+            def run(values=values):
+                torch.sort(values, dim=2, descending=True)
+        elif with_indices:
             def run(values=values, array=array):
                 torch.gather(values, 2, torch.from_numpy(argsort_descending(array, threads)))
         else:
             def run(array=array):
                 sort_descending(array, threads)
-        total += count * _best(run, repeats)
+        total += count * _best(run, repeats, (values,))
     return total
 
 
 def sorted_elements(shapes: Counter) -> tuple[int, int]:
     """(values sorted without indices, with indices) of recorded sort shapes."""
     counts = [0, 0]
-    for (shape, with_indices), n in shapes.items():
+    for (shape, with_indices, _device), n in shapes.items():
         counts[int(with_indices)] += n * int(np.prod(shape))
     return counts[0], counts[1]

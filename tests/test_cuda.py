@@ -78,3 +78,21 @@ def test_frozen_fused_pointnet_agrees_on_cpu_and_cuda():
         outputs.append((out.global_feature.detach().cpu(), points.grad.cpu(), real.cpu()))
     for cpu_value, cuda_value in zip(*outputs):
         torch.testing.assert_close(cuda_value, cpu_value, rtol=1e-3, atol=1e-3 * float(cpu_value.abs().max()))
+
+
+def test_the_floor_at_its_shapes_replays_products_and_sorts_on_the_device():
+    """benchmarks/shape_floor.py on CUDA: products replayed on the device they ran on, sorts by torch.sort there."""
+    import sys
+    from collections import Counter
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from shape_floor import ProductRecorder, replay_seconds, sort_replay_seconds
+
+    a, b = torch.randn(256, 128, device=CUDA), torch.randn(128, 512, device=CUDA)
+    with ProductRecorder() as recorder:
+        a @ b
+    (key,) = recorder.calls
+    assert all(layout.device.startswith("cuda") for layout in key[1])
+    assert replay_seconds(recorder.calls) > 0
+    assert sort_replay_seconds(Counter({((2, 64, 256), True, "cuda:0"): 2})) > 0

@@ -67,7 +67,7 @@ def test_a_layout_keeps_expanded_and_transposed_strides_and_replays_to_the_same_
 
 
 def test_sorted_elements_and_sort_replay_count_every_call(monkeypatch):
-    shapes = Counter({((2, 4, 16), False): 3, ((1, 4, 16), True): 2})
+    shapes = Counter({((2, 4, 16), False, "cpu"): 3, ((1, 4, 16), True, "cpu"): 2})
     assert sorted_elements(shapes) == (3 * 128, 2 * 64)
-    monkeypatch.setattr(shape_floor, "_best", lambda fn, repeats, args=(): (fn(), 1.0)[1])
+    monkeypatch.setattr(shape_floor, "_best", lambda fn, repeats, args=(): (fn(), 1.0)[1])  # each replay runs
     assert sort_replay_seconds(shapes) == pytest.approx(5.0)
