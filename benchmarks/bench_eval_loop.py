@@ -7,7 +7,7 @@ and what the same seed reaches both ways (target: within 1.3x of the floor at PP
 Each row trains one net for ``--epochs`` epochs on ModelNet10-sized random clouds (10 classes x PPC, 1024
 points), the two ways interleaved ``--repeats`` times (best time kept), on the threads torch has. The floor is
 the timed run's matmul FLOPs per epoch with the plain layers (forward and backward of its epochs and its one
-closing test pass, ``FlopCounterMode``; "GFLOP/epoch" is a training epoch alone) at the fp32 matmul rate
+closing test pass, counted with torch's FLOP formulas by benchmarks/shape_floor.py; "GFLOP/epoch" is a training epoch alone) at the fp32 matmul rate
 measured in the row ((1024 x 1024) @ (1024 x 8192), best of 5, the faster of torch's and numpy's); element-wise
 work has no FLOPs in it, so the floor is optimistic. The fused layers do fewer FLOPs than the plain ones (their backward pass multiplies by the
 input's Gram matrix instead of by the per-point gradient), so "fused / its own floor" is printed too, and
@@ -27,9 +27,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_speed_table import epoch_and_test_flops, matmul_rate, synthetic_clouds  # noqa: E402
+from bench_speed_table import matmul_rate, synthetic_clouds  # noqa: E402
 from components import network_of  # noqa: E402
-from shape_floor import epoch_and_test_calls, replay_seconds  # noqa: E402
+from shape_floor import epoch_and_test_calls, flops_of, replay_seconds  # noqa: E402
 
 from ddbench.backbones import fused_pool  # noqa: E402
 from ddbench.data.cloudset import PointCloudSet  # noqa: E402
@@ -64,13 +64,13 @@ def row(ppc: int, epochs: int, repeats: int, device) -> dict:
     for _ in range(repeats):
         for fused in (False, True):
             runs[fused].append(one_way(fused, points, labels, test, cfg, device))
+    recorded = {fused: epoch_and_test_calls(
+        lambda e, fused=fused: one_way(fused, points, labels, test, cfg.with_epochs(e), device)) for fused in (False, True)}
     flops = {}  # per epoch of the timed runs: their epochs and their one closing test pass
-    for fused in (False, True):
-        epoch, test_pass = epoch_and_test_flops(
-            lambda e, fused=fused: one_way(fused, points, labels, test, cfg.with_epochs(e), device))
-        flops[fused] = (epoch, (epochs * epoch + test_pass) / epochs)
-    epoch_calls, test_calls = epoch_and_test_calls(
-        lambda e: one_way(True, points, labels, test, cfg.with_epochs(e), device))
+    for fused, (epoch_calls, test_calls, per_call) in recorded.items():
+        epoch = flops_of(epoch_calls, per_call)
+        flops[fused] = (epoch, (epochs * epoch + flops_of(test_calls, per_call)) / epochs)
+    epoch_calls, test_calls, _ = recorded[True]
     fused_at_shapes = (epochs * replay_seconds(epoch_calls) + replay_seconds(test_calls)) / epochs
     rate = matmul_rate(device)
     best = {k: min(v, key=lambda r: r[0]) for k, v in runs.items()}

@@ -30,6 +30,8 @@ from components import distill_context, method_info
 torch.set_num_threads(2)
 train, info = modelnet10_sized_set(), method_info({method!r})
 ctx = distill_context(train, {ppc}, torch.device("cpu"), "modelnet10", "random")
+# the steady state of the speed table's distillation_row, spelled out: this code runs against the base revision's
+# benchmarks/, which need not have any helper added since
 init = {{"init": "random"}} if info.cls.Config().model_dump().get("init") in ("herding", "kcenter") else {{}}
 if {method!r} == "3ddp":
     from ddbench.methods.ddp3d import partition_cache

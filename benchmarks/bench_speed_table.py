@@ -10,8 +10,9 @@ Floors are measured in the same run as the achieved times, on the same threads:
 - sort rates: elements per second of the fastest available sort of float32 rows of 1024 (numpy sort, numpy
   argsort, each as one call and over row blocks on all of torch's threads, torch.sort), separately for values
   only (SADM's real side) and with indices (its synthetic side);
-- an iteration's FLOPs: every matmul/convolution of one iteration, forward and backward, counted by
-  ``torch.utils.flop_counter.FlopCounterMode``; its sorted elements: counted at ``sort_pointwise``.
+- an iteration's FLOPs: every matmul/convolution of one iteration, forward and backward, counted with the
+  formulas of ``torch.utils.flop_counter`` (``ProductRecorder``, benchmarks/shape_floor.py); its sorted
+  elements: counted at ``sort_pointwise``.
 Floor = FLOPs / matmul rate + sorted elements / sort rate. The rates are measured again right before every row:
 on a shared machine they drift by tens of percent within minutes, and a floor measured at another moment than
 its row would make the ratio mean little (the row prints the matmul rate it used). Element-wise work (BatchNorm,
@@ -42,7 +43,14 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_methods import modelnet10_sized_set  # noqa: E402
 from components import distill_context, method_info, network_of  # noqa: E402
-from shape_floor import ProductRecorder, replay_seconds, sort_replay_seconds, sorted_elements  # noqa: E402
+from shape_floor import (  # noqa: E402
+    ProductRecorder,
+    epoch_and_test_calls,
+    flops_of,
+    replay_seconds,
+    sort_replay_seconds,
+    sorted_elements,
+)
 
 from ddbench.data.cloudset import PointCloudSet  # noqa: E402
 from ddbench.environment import PeakMemory, environment_record  # noqa: E402
@@ -181,15 +189,9 @@ def distillation_row(name: str, ppc: int, iterations: int, train: PointCloudSet,
 
 def epoch_and_test_flops(run_epochs) -> tuple[float, float]:
     """(matmul FLOPs of one training epoch, of the closing test pass) of ``run_epochs(epochs)``, one
-    ``train_and_test`` call: counted over 1 and 2 epochs, whose difference is one epoch (every epoch has the same
-    batches), so that a floor charges the test pass once per net rather than once per epoch."""
-    counts = []
-    for epochs in (1, 2):
-        with FlopCounterMode(display=False) as counter:
-            run_epochs(epochs)
-        counts.append(counter.get_total_flops())
-    epoch = counts[1] - counts[0]
-    return epoch, counts[0] - epoch
+    ``train_and_test`` call, from the calls :func:`shape_floor.epoch_and_test_calls` records."""
+    epoch, test_pass, per_call = epoch_and_test_calls(run_epochs)
+    return flops_of(epoch, per_call), flops_of(test_pass, per_call)
 
 
 def evaluation_row(ppc: int, nets: int, epochs: int, rates: dict, device) -> dict:

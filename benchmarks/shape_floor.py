@@ -96,7 +96,13 @@ class ProductRecorder(TorchDispatchMode):
 
     @property
     def total_flops(self) -> int:
-        return sum(self.flops[key] * n for key, n in self.calls.items())
+        return flops_of(self.calls, self.flops)
+
+
+def flops_of(calls: Counter, flops_per_call: dict) -> int:
+    """The FLOPs of recorded calls (``ProductRecorder.calls``, or a difference of two), given each distinct
+    call's FLOPs (``ProductRecorder.flops``)."""
+    return sum(flops_per_call[key] * n for key, n in calls.items())
 
 
 def replay_seconds(calls: Counter, repeats: int = 3) -> float:
@@ -111,30 +117,34 @@ def replay_seconds(calls: Counter, repeats: int = 3) -> float:
 
 
 def _best(fn, repeats: int, args=()) -> float:
-    fn()  # warm-up: the library's first call of a shape may pick its kernel
+    """Best wall time of ``fn()`` over ``repeats`` calls after one warm-up (the library's first call of a shape
+    may pick its kernel), waiting for the device when any of ``args`` is a CUDA tensor."""
+    on_cuda = any(isinstance(a, torch.Tensor) and a.is_cuda for a in args)
+    fn()
     best = float("inf")
     for _ in range(repeats):
-        if any(isinstance(a, torch.Tensor) and a.is_cuda for a in args):
+        if on_cuda:
             torch.cuda.synchronize()
         start = time.perf_counter()
         fn()
-        if any(isinstance(a, torch.Tensor) and a.is_cuda for a in args):
+        if on_cuda:
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
     return best
 
 
-def epoch_and_test_calls(run_epochs) -> tuple[Counter, Counter]:
-    """(the product calls of one training epoch, of the closing test pass) of ``run_epochs(epochs)``, one
-    ``train_and_test`` call: recorded over 1 and 2 epochs, whose difference is one epoch (every epoch has the
-    same batches), as ``epoch_and_test_flops`` of bench_speed_table.py counts FLOPs."""
-    recorded = []
+def epoch_and_test_calls(run_epochs) -> tuple[Counter, Counter, dict]:
+    """(the product calls of one training epoch, of the closing test pass, each distinct call's FLOPs) of
+    ``run_epochs(epochs)``, one ``train_and_test`` call: recorded over 1 and 2 epochs, whose difference is one
+    epoch (every epoch has the same batches), so that a floor charges the test pass once per net rather than
+    once per epoch."""
+    recorders = []
     for epochs in (1, 2):
         with ProductRecorder() as recorder:
             run_epochs(epochs)
-        recorded.append(recorder.calls)
-    epoch = recorded[1] - recorded[0]
-    return epoch, recorded[0] - epoch
+        recorders.append(recorder)
+    epoch = recorders[1].calls - recorders[0].calls
+    return epoch, recorders[0].calls - epoch, {**recorders[0].flops, **recorders[1].flops}
 
 
 def sort_replay_seconds(shapes: Counter, repeats: int = 3) -> float:
