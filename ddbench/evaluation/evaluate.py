@@ -100,6 +100,16 @@ class FinishedNets:
             write_json_atomic(self.path, {"fingerprint": self.fingerprint,
                                           "nets": [n.to_dict() for n in self.nets.values()]})
 
+    def resumed(self, seeds: list[int]) -> list[int]:
+        """The seeds among ``seeds`` whose nets an earlier, interrupted run of this evaluation saved."""
+        return [s for s in seeds if s in self.nets]
+
+    def record_fields(self, resumed: list[int], start: float) -> dict:
+        """The evaluation record's ``seconds`` (this run's since ``start``, plus the resumed nets' own) and, after
+        a resume, ``resumed_nets``."""
+        seconds = time.perf_counter() - start + sum(self.nets[s].seconds for s in resumed)
+        return {"seconds": seconds, **({"resumed_nets": resumed} if resumed else {})}
+
     def discard(self) -> None:
         if self.path is not None:
             self.path.unlink(missing_ok=True)
@@ -131,7 +141,7 @@ def evaluate_synthetic(
     points = prepare_synthetic_points(synth.points, cfg)
     chosen, reason = choose_engine(engine, cfg, device, network.cls)
     finished = FinishedNets(progress_file, evaluation_fingerprint(points, synth.labels, cfg, chosen, device))
-    resumed = [s for s in seeds if s in finished.nets]
+    resumed = finished.resumed(seeds)
     todo = [(i, s) for i, s in enumerate(seeds) if s not in finished.nets]
     start = time.perf_counter()
     if chosen == "ensemble":
@@ -155,12 +165,10 @@ def evaluate_synthetic(
         "nets": [n.to_dict() for n in nets],
         **summarise(nets, cfg.ddof),
         "selection": cfg.selection,
-        "seconds": time.perf_counter() - start + sum(finished.nets[s].seconds for s in resumed),
+        **finished.record_fields(resumed, start),
         "engine": chosen,
         "engine_reason": reason,
     }
-    if resumed:
-        record["resumed_nets"] = resumed  # trained by an earlier, interrupted run of this evaluation
     if chosen == "ensemble":
         record["ensemble_size"] = max(1, ensemble_size or len(seeds))
     return record

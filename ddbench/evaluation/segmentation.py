@@ -197,7 +197,7 @@ def evaluate_segmentation(synth, test: PointCloudSet, cfg, seeds: list[int], dev
     points = prepare_synthetic_points(synth.points, cfg)
     finished = FinishedNets(progress_file, evaluation_fingerprint(points, synth.labels, cfg, "sequential", device,
                                                                   point_labels), SegNetResult)
-    resumed = [s for s in seeds if s in finished.nets]
+    resumed = finished.resumed(seeds)
     start = time.perf_counter()
     for i, seed in enumerate(seeds):
         if seed in finished.nets:
@@ -207,14 +207,10 @@ def evaluate_segmentation(synth, test: PointCloudSet, cfg, seeds: list[int], dev
                                             network, cb))
     nets = [finished.nets[s] for s in seeds]
     finished.discard()
-    record = {"nets": [n.to_dict() for n in nets], **summarise_segmentation(nets, cfg.ddof),
-              "selection": cfg.selection,
-              "seconds": time.perf_counter() - start + sum(finished.nets[s].seconds for s in resumed),
-              "engine": "sequential", "engine_reason": "segmentation nets are trained one after another",
-              "restrict_predictions": cfg.restrict_predictions}
-    if resumed:
-        record["resumed_nets"] = resumed  # trained by an earlier, interrupted run of this evaluation
-    return record
+    return {"nets": [n.to_dict() for n in nets], **summarise_segmentation(nets, cfg.ddof), "selection": cfg.selection,
+            **finished.record_fields(resumed, start), "engine": "sequential",
+            "engine_reason": "segmentation nets are trained one after another",
+            "restrict_predictions": cfg.restrict_predictions}
 
 
 class DD3DSegProtocol(Protocol):
