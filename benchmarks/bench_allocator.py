@@ -25,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from ddbench.cli.allocator import GLIBC_THRESHOLDS, GLIBC_TUNED, find_tcmalloc  # noqa: E402
+from ddbench.environment import ALLOCATOR_VARIABLES  # noqa: E402
 
 PRELUDE = r"""
 import json, resource, sys, time, torch
@@ -79,7 +80,7 @@ WORKLOADS = {"step": ("PointNet training step, batch 8, 1 thread", STEP, 1),
 
 def allocators() -> dict[str, dict[str, str]]:
     """Name -> environment (only the allocators that exist on this machine)."""
-    base = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "GLIBC_TUNABLES")}
+    base = {k: v for k, v in os.environ.items() if k not in ALLOCATOR_VARIABLES}
     out = {"glibc default": {**base, "DDBENCH_ALLOCATOR": "system"},
            "glibc thresholds only (ddbench until 2026-12-03)": {**base, "GLIBC_TUNABLES": GLIBC_THRESHOLDS},
            "glibc tuned (ddbench without tcmalloc)": {**base, "GLIBC_TUNABLES": GLIBC_TUNED}}

@@ -34,6 +34,10 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+#: the environment variables that choose this process's allocator (recorded in every cell)
+ALLOCATOR_VARIABLES = ("LD_PRELOAD", "GLIBC_TUNABLES")
+
+
 def allocator() -> str:
     """The memory allocator this process runs with: a preloaded one, glibc with raised mmap/trim thresholds
     (``glibc-tuned``, as ``ddbench`` arranges it without tcmalloc), or the system's defaults."""
@@ -57,7 +61,7 @@ def environment_record(device: torch.device) -> dict:
         "torch_threads": torch.get_num_threads(),
         "allocator": allocator(),
         "allocator_arranged": bool(os.environ.get("DDBENCH_ALLOCATOR_ARRANGED")),
-        "allocator_settings": {k: os.environ[k] for k in ("LD_PRELOAD", "GLIBC_TUNABLES") if os.environ.get(k)},
+        "allocator_settings": {k: os.environ[k] for k in ALLOCATOR_VARIABLES if os.environ.get(k)},
         "device": str(device),
         "argv": sys.argv[1:],
         "point_ops": _point_ops(),

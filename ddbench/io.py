@@ -75,13 +75,14 @@ def remove_stale_tmp_files(directory: Path) -> int:
             pid = int(tmp.name.rsplit(".", 2)[-2])
         except (ValueError, IndexError):
             continue
-        if pid != os.getpid() and not _pid_alive(pid):
+        if pid != os.getpid() and not pid_alive(pid):
             tmp.unlink(missing_ok=True)
             removed += 1
     return removed
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host (one owned by another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from ddbench.cli.allocator import GLIBC_TUNED
+from ddbench.environment import ALLOCATOR_VARIABLES
 
 BLOCKS = r"""
 import json, resource, torch
@@ -27,7 +28,7 @@ print(json.dumps(grown))
 
 
 def peak_growth_mib(tunables: str) -> list[float]:
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "GLIBC_TUNABLES")}
+    env = {k: v for k, v in os.environ.items() if k not in ALLOCATOR_VARIABLES}
     out = subprocess.run([sys.executable, "-c", BLOCKS], env={**env, "GLIBC_TUNABLES": tunables, "OMP_NUM_THREADS": "1"},
                          capture_output=True, text=True, check=True, timeout=120)
     return json.loads(out.stdout)

@@ -161,9 +161,10 @@ def test_cli_records_the_allocator_and_the_engine(tmp_path):
     import subprocess
     import sys
 
-    from ddbench.cli.allocator import GLIBC_TUNED, find_tcmalloc
+    from ddbench.cli.allocator import ARRANGED_FLAG, GLIBC_TUNED, find_tcmalloc
+    from ddbench.environment import ALLOCATOR_VARIABLES
 
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "GLIBC_TUNABLES", "DDBENCH_ALLOCATOR_ARRANGED")}
+    env = {k: v for k, v in os.environ.items() if k not in (*ALLOCATOR_VARIABLES, ARRANGED_FLAG)}
     cmd = [sys.executable, "-m", "ddbench", "run", "--methods", "random", "--datasets", "shapes", "--ppc", "1",
            "--eval-nets", "1", "--epochs", "1", "--results", str(tmp_path), "--set", "shapes.train_per_class=3",
            "--set", "shapes.test_per_class=2", "--set", "shapes.points=64"]

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ddbench.errors import ConfigError
+from ddbench.io import pid_alive
 
 LEASE_ENV = "DDBENCH_CLAIM_LEASE"
 #: seconds a dead holder on another host keeps its claim; long enough for NFS attribute caching (60 s at most by
@@ -253,16 +254,6 @@ def _marker_owner(lock: Path) -> tuple[str, int] | None:
         return None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def claim_state(info: ClaimInfo, lock: Path, lease: float | None = None) -> str:
     """``running`` or ``stale``: the holder's process is gone (this host), or its marker has not been refreshed
     for longer than the lease (another host; this compares the file's time with this host's clock)."""
@@ -271,7 +262,7 @@ def claim_state(info: ClaimInfo, lock: Path, lease: float | None = None) -> str:
     except FileNotFoundError:
         return "stale"  # a holder killed between making its marker and writing this file, or while releasing
     if info.host_id == host_id():
-        return "running" if _pid_alive(info.pid) else "stale"
+        return "running" if pid_alive(info.pid) else "stale"
     return "stale" if age > (lease or lease_seconds()) else "running"
 
 
