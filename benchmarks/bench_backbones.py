@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import torch
 import torch.nn.functional as F
 from components import build_net
 
+from ddbench.cli.allocator import arrange_allocator
 from ddbench.environment import PeakMemory, environment_record
 from ddbench.plugins import get_registries
 
@@ -77,4 +79,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    arrange_allocator(["run"], relaunch=sys.orig_argv[1:])  # as `ddbench run` would run it
     main()

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import torch
 from components import build_net
 
+from ddbench.cli.allocator import arrange_allocator
 from ddbench.data.cloudset import epoch_batches
 from ddbench.data.shapes import Shapes
 from ddbench.environment import PeakMemory, environment_record
@@ -111,4 +113,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    arrange_allocator(["run"], relaunch=sys.orig_argv[1:])  # as `ddbench run` would run it
     main()

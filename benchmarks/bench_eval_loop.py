@@ -32,6 +32,7 @@ from components import network_of  # noqa: E402
 from shape_floor import epoch_and_test_calls, flops_of, replay_seconds  # noqa: E402
 
 from ddbench.backbones import fused_pool  # noqa: E402
+from ddbench.cli.allocator import arrange_allocator  # noqa: E402
 from ddbench.data.cloudset import PointCloudSet  # noqa: E402
 from ddbench.environment import PeakMemory, environment_record  # noqa: E402
 from ddbench.evaluation.protocols import SADMProtocol  # noqa: E402
@@ -110,4 +111,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    arrange_allocator(["run"], relaunch=sys.orig_argv[1:])  # as `ddbench run` would run it
     main()

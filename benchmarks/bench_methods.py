@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import torch
 from components import distill_context, method_info
 
+from ddbench.cli.allocator import arrange_allocator
 from ddbench.data.cloudset import PointCloudSet
 from ddbench.data.modelnet import MODELNET10_CLASSES
 from ddbench.environment import PeakMemory, environment_record
@@ -79,4 +81,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    arrange_allocator(["run"], relaunch=sys.orig_argv[1:])  # as `ddbench run` would run it
     main()

@@ -52,6 +52,7 @@ from shape_floor import (  # noqa: E402
     sorted_elements,
 )
 
+from ddbench.cli.allocator import arrange_allocator  # noqa: E402
 from ddbench.data.cloudset import PointCloudSet  # noqa: E402
 from ddbench.environment import PeakMemory, environment_record  # noqa: E402
 from ddbench.evaluation.ensemble_trainer import train_and_test_ensemble  # noqa: E402
@@ -299,4 +300,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    arrange_allocator(["run"], relaunch=sys.orig_argv[1:])  # as `ddbench run` would run it
     main()

@@ -27,9 +27,6 @@ SECTIONS = {
     "speed_table": ["bench_speed_table.py"],
     "eval_loop": ["bench_eval_loop.py"],
 }
-#: sections that measure ddbench's own speed: run under the allocator `ddbench run` would arrange (the others
-#: choose allocators themselves or time the CLI, which arranges its own)
-UNDER_CLI_ALLOCATOR = {"speed_table", "eval_loop"}
 
 
 def splice(text: str, name: str, body: str) -> str:
@@ -49,18 +46,11 @@ def machine_line() -> str:
             f"({os.cpu_count()} cores), Python {platform.python_version()}, load {os.getloadavg()[0]:.1f} at the start.")
 
 
-def section_environment(name: str) -> dict[str, str]:
-    if name not in UNDER_CLI_ALLOCATOR:
-        return dict(os.environ)
-    from ddbench.cli.allocator import find_tcmalloc, reexec_plan
-
-    return reexec_plan(["run"], dict(os.environ), find_tcmalloc()) or dict(os.environ)
-
-
 def run_section(name: str) -> str:
     cmd = [sys.executable, str(HERE / SECTIONS[name][0]), *SECTIONS[name][1:]]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=HERE.parent,
-                         env=section_environment(name)).stdout
+    # the speed benchmarks re-execute themselves under the allocator `ddbench run` arranges; the allocator row
+    # chooses its allocators itself, and the CLI and main-job timings go through the CLI, which arranges its own
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=HERE.parent).stdout
     return f"{machine_line()}\n\n    python benchmarks/{' '.join(SECTIONS[name])}\n\n{out}"
 
 

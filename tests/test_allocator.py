@@ -41,3 +41,27 @@ def test_tuned_glibc_reuses_a_freed_large_tensor():
     # rises by about 80 MiB at every block on glibc 2.36: the freed block is a few bytes short of the next
     # aligned request, which is not served from it)
     assert sum(grown[3:]) < 40, grown
+
+
+RELAUNCHED = r"""
+import json, os, sys
+from ddbench.cli.allocator import arrange_allocator
+arrange_allocator(["run"], relaunch=sys.orig_argv[1:])
+print(json.dumps({"argv": sys.argv[1:], "arranged": os.environ.get("DDBENCH_ALLOCATOR_ARRANGED"),
+                  "settings": [os.environ.get(k, "") for k in ("LD_PRELOAD", "GLIBC_TUNABLES")]}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the allocator is arranged on Linux only")
+def test_a_benchmark_script_relaunches_itself_under_the_arranged_allocator(tmp_path):
+    script = tmp_path / "bench_like.py"
+    script.write_text(RELAUNCHED)
+    env = {k: v for k, v in os.environ.items() if k not in (*ALLOCATOR_VARIABLES, "DDBENCH_ALLOCATOR_ARRANGED")}
+    out = subprocess.run([sys.executable, str(script), "--ppc", "1"], env=env, capture_output=True, text=True,
+                         check=True, timeout=60)
+    seen = json.loads(out.stdout)
+    assert seen["argv"] == ["--ppc", "1"] and seen["arranged"] == "1", seen  # the script itself, with its arguments
+    assert "tcmalloc" in seen["settings"][0] or seen["settings"][1] == GLIBC_TUNED, seen
+    switched_off = subprocess.run([sys.executable, str(script)], env={**env, "DDBENCH_ALLOCATOR": "system"},
+                                  capture_output=True, text=True, check=True, timeout=60)
+    assert json.loads(switched_off.stdout)["arranged"] is None

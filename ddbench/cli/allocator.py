@@ -60,14 +60,17 @@ def reexec_plan(argv: list[str], environ: dict[str, str], library: str | None) -
     return None
 
 
-def arrange_allocator(argv: list[str]) -> None:
-    """Re-execute this command under tcmalloc when :func:`reexec_plan` says so (never returns then)."""
+def arrange_allocator(argv: list[str], relaunch: list[str] | None = None) -> None:
+    """Re-execute this command under tcmalloc or glibc tuned when :func:`reexec_plan` says so for ddbench command
+    line ``argv`` (never returns then). ``relaunch``: the interpreter's arguments to start again with (default
+    ``-m ddbench`` and ``argv``; a benchmark script passes its own, ``sys.orig_argv[1:]``, with ``argv`` ``["run"]``
+    to be measured under the allocator that ``ddbench run`` would arrange)."""
     env = reexec_plan(argv, dict(os.environ), find_tcmalloc())
     if env is None:
         return
     sys.stdout.flush()
     sys.stderr.flush()
     try:
-        os.execve(sys.executable, [sys.executable, "-m", "ddbench", *argv], env)
+        os.execve(sys.executable, [sys.executable, *(relaunch or ["-m", "ddbench", *argv])], env)
     except OSError:
         return  # could not re-execute: go on with the system allocator (recorded as such)
